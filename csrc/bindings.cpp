@@ -1,0 +1,228 @@
+// pybind11 module rnncore._core: converts and validates numpy arrays, allocates scratch, releases
+// the GIL and calls the C++ core. It computes nothing itself.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "rnncore/blas.h"
+#include "rnncore/elementwise.h"
+#include "rnncore/rnn.h"
+
+namespace py = pybind11;
+using rnncore::Activation;
+using rnncore::Dims;
+
+namespace {
+
+std::string shape_str(const py::array& a) {
+    std::string s = "(";
+    for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
+    return s + (a.ndim() == 1 ? ",)" : ")");
+}
+
+void require(bool ok, const std::string& what) {
+    if (!ok) throw std::invalid_argument(what);
+}
+
+// A validated view of one argument: its data pointer, the row stride of its last axis in
+// elements, and the byte range it covers (for overlap checks).
+template <typename F>
+struct View {
+    F* data = nullptr;
+    std::int64_t ld = 0;
+    const char* lo = nullptr;
+    const char* hi = nullptr;
+    explicit operator bool() const { return data != nullptr; }
+};
+
+// Checks `a` is an aligned array of dtype F with the given shape whose last axis is contiguous and
+// whose leading axes are laid out as rows of stride ld (ld >= last dim) in C order. Views into
+// columns of a wider array pass; transposed or strided-in-time arrays do not.
+template <typename F>
+View<F> view(const py::array& a, const char* name, std::vector<std::int64_t> shape, bool writable) {
+    std::string want = "(";
+    for (size_t i = 0; i < shape.size(); ++i) want += (i ? ", " : "") + std::to_string(shape[i]);
+    want += shape.size() == 1 ? ",)" : ")";
+    require(a.dtype().is(py::dtype::of<F>()),
+            std::string(name) + ": expected dtype " + py::str(py::dtype::of<F>()).cast<std::string>() +
+                ", got " + py::str(a.dtype()).cast<std::string>());
+    require(a.ndim() == static_cast<py::ssize_t>(shape.size()),
+            std::string(name) + ": expected shape " + want + ", got " + shape_str(a));
+    for (size_t i = 0; i < shape.size(); ++i)
+        require(a.shape(i) == shape[i], std::string(name) + ": expected shape " + want + ", got " + shape_str(a));
+    require(py::detail::check_flags(a.ptr(), py::detail::npy_api::NPY_ARRAY_ALIGNED_), std::string(name) + ": expected an aligned array");
+    if (writable) require(a.writeable(), std::string(name) + ": expected a writable array");
+    const auto item = static_cast<std::int64_t>(sizeof(F));
+    const std::int64_t n = a.ndim();
+    const std::int64_t cols = shape.back();
+    std::int64_t ld = cols;
+    bool ok = cols <= 1 || a.strides(n - 1) == item;
+    if (n >= 2 && shape[n - 2] > 1) {
+        ok = ok && a.strides(n - 2) % item == 0 && a.strides(n - 2) / item >= cols;
+        if (ok) ld = a.strides(n - 2) / item;
+    }
+    // Axes before the last two are packed on top of the rows: stride = (product of later rows) * ld.
+    std::int64_t rows_below = n >= 2 ? shape[n - 2] : 1;
+    for (std::int64_t i = n - 3; i >= 0; --i) {
+        ok = ok && (shape[i] <= 1 || a.strides(i) == rows_below * ld * item);
+        rows_below *= shape[i];
+    }
+    std::string strides = "(";
+    for (std::int64_t i = 0; i < n; ++i) strides += (i ? ", " : "") + std::to_string(a.strides(i));
+    require(ok, std::string(name) + ": expected C-ordered rows with a contiguous last axis, got strides " +
+                    strides + ")");
+    View<F> v;
+    v.data = static_cast<F*>(const_cast<void*>(a.data()));
+    v.ld = ld;
+    v.lo = static_cast<const char*>(a.data());
+    v.hi = v.lo + (a.size() == 0 ? 0 : (rows_below - 1) * ld * item + cols * item);
+    return v;
+}
+
+template <typename F>
+View<F> optional_view(const std::optional<py::array>& a, const char* name,
+                      std::vector<std::int64_t> shape, bool writable) {
+    return a ? view<F>(*a, name, std::move(shape), writable) : View<F>{};
+}
+
+template <typename F>
+void require_disjoint(const View<F>& out, const char* out_name,
+                      std::initializer_list<std::pair<const View<F>*, const char*>> others) {
+    for (const auto& [v, name] : others)
+        if (*v && out.lo < v->hi && v->lo < out.hi && out.lo != out.hi)
+            throw std::invalid_argument(std::string(out_name) + " must not overlap " + name);
+}
+
+Activation activation(const std::string& name) {
+    if (name == "tanh") return Activation::Tanh;
+    if (name == "relu") return Activation::Relu;
+    throw std::invalid_argument("nonlinearity: expected 'tanh' or 'relu', got '" + name + "'");
+}
+
+template <typename F>
+void forward(const py::array& x, const std::optional<py::array>& h0, const py::array& w_ih,
+             const py::array& w_hh, const std::optional<py::array>& b_ih,
+             const std::optional<py::array>& b_hh, const py::array& out, bool reverse,
+             const std::string& nonlinearity) {
+    require(x.ndim() == 3, "x: expected a 3-D array (T, B, I), got shape " + shape_str(x));
+    require(w_hh.ndim() == 2, "w_hh: expected a 2-D array (H, H), got shape " + shape_str(w_hh));
+    const Dims d{x.shape(0), x.shape(1), x.shape(2), w_hh.shape(0)};
+    const auto vx = view<F>(x, "x", {d.T, d.B, d.I}, false);
+    const auto vh0 = optional_view<F>(h0, "h0", {d.B, d.H}, false);
+    const auto vwih = view<F>(w_ih, "w_ih", {d.H, d.I}, false);
+    const auto vwhh = view<F>(w_hh, "w_hh", {d.H, d.H}, false);
+    const auto vbih = optional_view<F>(b_ih, "b_ih", {d.H}, false);
+    const auto vbhh = optional_view<F>(b_hh, "b_hh", {d.H}, false);
+    require(bool(vbih) == bool(vbhh), "b_ih and b_hh: expected both or neither");
+    const auto vout = view<F>(out, "out", {d.T, d.B, d.H}, true);
+    require_disjoint(vout, "out", {{&vx, "x"}, {&vh0, "h0"}, {&vwih, "w_ih"}, {&vwhh, "w_hh"},
+                                   {&vbih, "b_ih"}, {&vbhh, "b_hh"}});
+    const Activation act = activation(nonlinearity);
+    py::gil_scoped_release release;
+    rnncore::rnn_forward<F>(d, act, reverse, vx.data, vx.ld, vh0.data, vwih.data, vwhh.data,
+                            vbih.data, vbhh.data, vout.data, vout.ld);
+}
+
+template <typename F>
+void backward(const py::array& x, const std::optional<py::array>& h0, const py::array& w_ih,
+              const py::array& w_hh, const py::array& h, const py::array& dh,
+              const std::optional<py::array>& dh_n, const py::array& dz, const py::array& dx,
+              bool accumulate_dx, const py::array& dh0, const py::array& dw_ih,
+              const py::array& dw_hh, const std::optional<py::array>& db_ih,
+              const std::optional<py::array>& db_hh, bool reverse, const std::string& nonlinearity) {
+    require(x.ndim() == 3, "x: expected a 3-D array (T, B, I), got shape " + shape_str(x));
+    require(w_hh.ndim() == 2, "w_hh: expected a 2-D array (H, H), got shape " + shape_str(w_hh));
+    const Dims d{x.shape(0), x.shape(1), x.shape(2), w_hh.shape(0)};
+    const auto vx = view<F>(x, "x", {d.T, d.B, d.I}, false);
+    const auto vh0 = optional_view<F>(h0, "h0", {d.B, d.H}, false);
+    const auto vwih = view<F>(w_ih, "w_ih", {d.H, d.I}, false);
+    const auto vwhh = view<F>(w_hh, "w_hh", {d.H, d.H}, false);
+    const auto vh = view<F>(h, "h", {d.T, d.B, d.H}, false);
+    const auto vdh = view<F>(dh, "dh", {d.T, d.B, d.H}, false);
+    const auto vdhn = optional_view<F>(dh_n, "dh_n", {d.B, d.H}, false);
+    const auto vdz = view<F>(dz, "dz", {d.T, d.B, d.H}, true);
+    const auto vdx = view<F>(dx, "dx", {d.T, d.B, d.I}, true);
+    const auto vdh0 = view<F>(dh0, "dh0", {d.B, d.H}, true);
+    const auto vdwih = view<F>(dw_ih, "dw_ih", {d.H, d.I}, true);
+    const auto vdwhh = view<F>(dw_hh, "dw_hh", {d.H, d.H}, true);
+    const auto vdbih = optional_view<F>(db_ih, "db_ih", {d.H}, true);
+    const auto vdbhh = optional_view<F>(db_hh, "db_hh", {d.H}, true);
+    require(bool(vdbih) == bool(vdbhh), "db_ih and db_hh: expected both or neither");
+    const bool dz_is_dh = vdz.data == vdh.data && vdz.ld == vdh.ld;
+    const std::initializer_list<std::pair<const View<F>*, const char*>> inputs = {
+        {&vx, "x"}, {&vh0, "h0"}, {&vwih, "w_ih"}, {&vwhh, "w_hh"}, {&vh, "h"}, {&vdhn, "dh_n"}};
+    const std::vector<std::pair<const View<F>*, const char*>> outputs = {
+        {&vdz, "dz"}, {&vdx, "dx"}, {&vdh0, "dh0"}, {&vdwih, "dw_ih"},
+        {&vdwhh, "dw_hh"}, {&vdbih, "db_ih"}, {&vdbhh, "db_hh"}};
+    for (size_t i = 0; i < outputs.size(); ++i) {
+        const auto& [out, name] = outputs[i];
+        if (!*out) continue;
+        require_disjoint(*out, name, inputs);
+        if (out != &vdz || !dz_is_dh) require_disjoint(*out, name, {{&vdh, "dh"}});
+        for (size_t j = i + 1; j < outputs.size(); ++j) require_disjoint(*out, name, {outputs[j]});
+    }
+    const Activation act = activation(nonlinearity);
+    std::vector<F> work(static_cast<size_t>(rnncore::rnn_backward_workspace_size(d)));
+    py::gil_scoped_release release;
+    rnncore::rnn_backward<F>(d, act, reverse, vx.data, vx.ld, vh0.data, vwih.data, vwhh.data,
+                             vh.data, vh.ld, vdh.data, vdh.ld, vdhn.data, vdz.data, vdz.ld,
+                             vdx.data, vdx.ld, accumulate_dx, vdh0.data, vdwih.data, vdwhh.data,
+                             vdbih.data, vdbhh.data, work.data());
+}
+
+// Dispatch on x's dtype; the typed functions reject any other argument of a different dtype.
+bool is_float32(const py::array& x) {
+    if (x.dtype().is(py::dtype::of<float>())) return true;
+    if (x.dtype().is(py::dtype::of<double>())) return false;
+    throw std::invalid_argument("x: expected dtype float32 or float64, got " +
+                                py::str(x.dtype()).cast<std::string>());
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "rnncore's compiled kernels (private: use the rnncore package).";
+    m.def(
+        "forward",
+        [](const py::array& x, const std::optional<py::array>& h0, const py::array& w_ih,
+           const py::array& w_hh, const std::optional<py::array>& b_ih,
+           const std::optional<py::array>& b_hh, const py::array& out, bool reverse,
+           const std::string& nonlinearity) {
+            (is_float32(x) ? forward<float> : forward<double>)(x, h0, w_ih, w_hh, b_ih, b_hh, out,
+                                                               reverse, nonlinearity);
+        },
+        py::arg("x").noconvert(), py::arg("h0").noconvert().none(true), py::arg("w_ih").noconvert(), py::arg("w_hh").noconvert(),
+        py::arg("b_ih").noconvert().none(true), py::arg("b_hh").noconvert().none(true), py::arg("out").noconvert(), py::arg("reverse").noconvert(),
+        py::arg("nonlinearity").noconvert(),
+        "One layer, one direction: out[t] = act(x[t] w_ih^T + b_ih + b_hh + out[t -+ 1] w_hh^T).\n"
+        "x (T,B,I); h0 (B,H) or None; out (T,B,H), may be a column slice of a wider array.");
+    m.def(
+        "backward",
+        [](const py::array& x, const std::optional<py::array>& h0, const py::array& w_ih,
+           const py::array& w_hh, const py::array& h, const py::array& dh,
+           const std::optional<py::array>& dh_n, const py::array& dz, const py::array& dx,
+           bool accumulate_dx, const py::array& dh0, const py::array& dw_ih, const py::array& dw_hh,
+           const std::optional<py::array>& db_ih, const std::optional<py::array>& db_hh,
+           bool reverse, const std::string& nonlinearity) {
+            (is_float32(x) ? backward<float> : backward<double>)(
+                x, h0, w_ih, w_hh, h, dh, dh_n, dz, dx, accumulate_dx, dh0, dw_ih, dw_hh, db_ih,
+                db_hh, reverse, nonlinearity);
+        },
+        py::arg("x").noconvert(), py::arg("h0").noconvert().none(true), py::arg("w_ih").noconvert(), py::arg("w_hh").noconvert(), py::arg("h").noconvert(),
+        py::arg("dh").noconvert(), py::arg("dh_n").noconvert().none(true), py::arg("dz").noconvert(), py::arg("dx").noconvert(),
+        py::arg("accumulate_dx").noconvert(), py::arg("dh0").noconvert(), py::arg("dw_ih").noconvert(), py::arg("dw_hh").noconvert(),
+        py::arg("db_ih").noconvert().none(true), py::arg("db_hh").noconvert().none(true), py::arg("reverse").noconvert(),
+        py::arg("nonlinearity").noconvert(),
+        "BPTT through one forward call. Writes dz (may be dh itself), dx (or adds to it when\n"
+        "accumulate_dx) and dh0; adds to dw_ih, dw_hh, db_ih, db_hh.");
+    m.def("set_num_threads", &rnncore::set_num_threads, py::arg("n").noconvert());
+    m.def("get_num_threads", &rnncore::get_num_threads);
+    m.def("blas_config", [] { return std::string(rnncore::blas::config()); });
+    m.def("blas_corename", [] { return std::string(rnncore::blas::corename()); });
+    m.def("simd_isa", [] { return std::string(rnncore::elementwise_isa()); });
+}

@@ -1,0 +1,138 @@
+// Element-wise kernels written as plain loops for the compiler to vectorise. This header is
+// compiled once per instruction set (elementwise_baseline.cpp, elementwise_avx2.cpp); everything in
+// it has internal linkage so the copies never merge at link time.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "rnncore/elementwise.h"
+
+namespace rnncore {
+namespace {
+
+// tanh in float32: Eigen's rational approximation p(x)/q(x) (odd degree 13 over even degree 6),
+// branch-free so the loop vectorises; accurate to a few ulp. NaN propagates.
+inline float tanh_approx(float x) {
+    const float clamp = 7.90531110763549805f;  // |tanh(x)| rounds to 1 in float32 beyond this
+    const float xc = std::fmin(std::fmax(x, -clamp), clamp);
+    const float x2 = xc * xc;
+    float p = -2.76076847742355e-16f;
+    p = p * x2 + 2.00018790482477e-13f;
+    p = p * x2 + -8.60467152213735e-11f;
+    p = p * x2 + 5.12229709037114e-08f;
+    p = p * x2 + 1.48572235717979e-05f;
+    p = p * x2 + 6.37261928875436e-04f;
+    p = p * x2 + 4.89352455891786e-03f;
+    float q = 1.19825839466702e-06f;
+    q = q * x2 + 1.18534705686654e-04f;
+    q = q * x2 + 2.26843463243900e-03f;
+    q = q * x2 + 4.89352518554385e-03f;
+    const float r = xc * p / q;
+    const float y = std::fabs(x) < 0.0004f ? x : r;  // tanh(x) == x to float32 rounding
+    return x != x ? x : y;                              // keep NaN (fmin/fmax would drop it)
+}
+
+// exp(a) for 0 <= a <= 45 in float64, branch-free: a = n*ln2 + r with |r| <= ln2/2, exp(r) by its
+// Taylor series to r^13 (error < 1e-17), times 2^n built in the exponent bits.
+inline double exp_small_range(double a) {
+    const double shifter = 0x1.8p52;  // adding it rounds to an integer kept in the low bits
+    const double k = a * 1.4426950408889634 + shifter;
+    const double n = k - shifter;
+    const double r = (a - n * 0x1.62e42fee00000p-1) - n * 0x1.a39ef35793c76p-33;
+    double p = 1.0 / 6227020800.0;  // 1/13!
+    p = p * r + 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    std::uint64_t kbits;
+    std::memcpy(&kbits, &k, sizeof k);
+    const std::uint64_t scale_bits = (kbits + 1023) << 52;  // low bits of k hold n >= 0
+    double scale;
+    std::memcpy(&scale, &scale_bits, sizeof scale);
+    return p * scale;
+}
+
+// tanh in float64 to ~1e-16 relative: Cephes' rational form below 0.625, else 1 - 2/(e^{2|x|} + 1)
+// with |x| clamped at 20 (tanh(20) is 1 in float64). Branch-free; NaN propagates.
+inline double tanh_approx(double x) {
+    const double a = std::fmin(std::fabs(x), 20.0);
+    const double z = x * x;
+    const double p = (-9.64399179425052238628e-1 * z - 9.92877231001918586564e1) * z -
+                     1.61468768441708447952e3;
+    const double q = ((z + 1.12811678491632931402e2) * z + 2.23548839060100448583e3) * z +
+                     4.84406305325125486048e3;
+    const double small = x + x * z * (p / q);
+    const double large = 1.0 - 2.0 / (exp_small_range(2.0 * a) + 1.0);
+    const double y = a < 0.625 ? small : std::copysign(large, x);
+    return x != x ? x : y;
+}
+
+template <typename F>
+inline F relu(F v) { return v < F(0) ? F(0) : v; }  // NaN stays NaN, as torch.relu
+
+template <typename F>
+void activate(Activation act, std::int64_t rows, std::int64_t cols, F* h, std::int64_t ldh) {
+    for (std::int64_t r = 0; r < rows; ++r) {
+        F* __restrict row = h + r * ldh;
+        if (act == Activation::Tanh) {
+            for (std::int64_t j = 0; j < cols; ++j) row[j] = tanh_approx(row[j]);
+        } else {
+            for (std::int64_t j = 0; j < cols; ++j) row[j] = relu(row[j]);
+        }
+    }
+}
+
+template <typename F>
+void activation_grad(Activation act, std::int64_t rows, std::int64_t cols,
+                     const F* dh, std::int64_t lddh, const F* dnext,
+                     const F* h, std::int64_t ldh, F* dz, std::int64_t lddz) {
+    for (std::int64_t r = 0; r < rows; ++r) {
+        const F* hr = h + r * ldh;
+        const F* dhr = dh ? dh + r * lddh : nullptr;
+        const F* dnr = dnext ? dnext + r * cols : nullptr;
+        F* dzr = dz + r * lddz;  // may equal dhr: each element is read before it is written
+        for (std::int64_t j = 0; j < cols; ++j) {
+            const F g = (dhr ? dhr[j] : F(0)) + (dnr ? dnr[j] : F(0));
+            // forward: h = tanh(z)  ->  dz = g * (1 - h^2);  h = relu(z)  ->  dz = g * (h > 0)
+            dzr[j] = act == Activation::Tanh ? g * (F(1) - hr[j] * hr[j])
+                                             : (hr[j] <= F(0) ? F(0) : g);
+        }
+    }
+}
+
+template <typename F>
+void fill_rows(std::int64_t rows, std::int64_t cols, const F* b1, const F* b2, F* out,
+               std::int64_t ldo) {
+    for (std::int64_t r = 0; r < rows; ++r) {
+        F* __restrict o = out + r * ldo;
+        for (std::int64_t j = 0; j < cols; ++j) o[j] = b1[j] + b2[j];
+    }
+}
+
+template <typename F>
+void add_column_sums(std::int64_t rows, std::int64_t cols, const F* a, std::int64_t lda,
+                     F* sums) {
+    for (std::int64_t r = 0; r < rows; ++r) {
+        const F* __restrict ar = a + r * lda;
+        for (std::int64_t j = 0; j < cols; ++j) sums[j] += ar[j];
+    }
+}
+
+template <typename F>
+ElementwiseKernels<F> make_kernels(const char* isa) {
+    return {isa, activate<F>, activation_grad<F>, fill_rows<F>, add_column_sums<F>};
+}
+
+}  // namespace
+}  // namespace rnncore

@@ -1,0 +1,41 @@
+// The element-wise work of the recurrence (activation, its derivative, bias rows and sums),
+// compiled once per instruction set and chosen at load time by the CPU's features.
+#pragma once
+
+#include <cstdint>
+
+#include "rnncore/rnn.h"
+
+namespace rnncore {
+
+template <typename F>
+struct ElementwiseKernels {
+    const char* isa;  // instruction set these were compiled for: "avx2+fma" or "baseline"
+
+    // h[r, :cols] = act(h[r, :cols]) in place, for each of `rows` rows of stride ldh.
+    void (*activate)(Activation act, std::int64_t rows, std::int64_t cols, F* h, std::int64_t ldh);
+
+    // dz[r] = (dh[r] + dnext[r]) * act'(h[r]), act' read from the activation's output h:
+    // 1 - h*h for tanh, (h > 0) for relu. dh may be nullptr (zero); dnext is [rows,cols]
+    // contiguous or nullptr (zero). dz may alias dh (same pointer and stride).
+    void (*activation_grad)(Activation act, std::int64_t rows, std::int64_t cols,
+                            const F* dh, std::int64_t lddh, const F* dnext,
+                            const F* h, std::int64_t ldh, F* dz, std::int64_t lddz);
+
+    // out[r, :] = b1 + b2 for each row r (the combined bias each step starts from).
+    void (*fill_rows)(std::int64_t rows, std::int64_t cols, const F* b1, const F* b2,
+                      F* out, std::int64_t ldo);
+
+    // sums[j] += sum over rows r of a[r, j].
+    void (*add_column_sums)(std::int64_t rows, std::int64_t cols, const F* a, std::int64_t lda,
+                            F* sums);
+};
+
+// The fastest set this CPU runs.
+template <typename F>
+const ElementwiseKernels<F>& elementwise();
+
+// Name of the instruction set the kernels dispatch to on this CPU.
+const char* elementwise_isa();
+
+}  // namespace rnncore

@@ -1,0 +1,74 @@
+// rnncore: the Elman RNN of torch.nn.RNN, one layer and one direction per call.
+//
+//   h_t = act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh),   act = tanh | relu
+//
+// Shape letters: T steps, B batch, I input features, H hidden units. Every array is row-major
+// (last index fastest). A [T,B,X] array with row stride ld holds element (t, b, j) at
+// p[(t*B + b)*ld + j], ld >= X: a direction of a bidirectional layer reads and writes its H
+// columns inside the layer's [T,B,2H] output this way.
+//
+// The reverse direction runs the same recurrence from t = T-1 down to 0 over the same buffers
+// (no reversed copy), so its "previous" state for step t is h_{t+1}.
+//
+// Errors: every function checks its sizes and pointers and throws std::invalid_argument naming
+// the argument, what was expected and what was got. Nothing is asserted or printed.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace rnncore {
+
+enum class Activation { Tanh, Relu };
+
+struct Dims {
+    std::int64_t T = 0;  // steps
+    std::int64_t B = 0;  // batch
+    std::int64_t I = 0;  // input features
+    std::int64_t H = 0;  // hidden units
+};
+
+// Forward over all T steps.
+//   x:    [T,B,I] row stride ldx; the layer input.
+//   h0:   [B,H] contiguous, or nullptr for a zero initial state.
+//   W_ih: [H,I]; W_hh: [H,H]; b_ih, b_hh: [H] each, or both nullptr (no bias).
+//   h:    [T,B,H] row stride ldh; written with every h_t. It is also all the state the backward
+//         needs (act'(z) is recovered from h), so nothing else is stored.
+// h must not overlap x, h0 or the weights.
+template <typename F>
+void rnn_forward(const Dims& d, Activation act, bool reverse,
+                 const F* x, std::int64_t ldx, const F* h0,
+                 const F* W_ih, const F* W_hh, const F* b_ih, const F* b_hh,
+                 F* h, std::int64_t ldh);
+
+// Scratch the backward needs: elements of F.
+std::int64_t rnn_backward_workspace_size(const Dims& d);
+
+// Backward (BPTT) through one rnn_forward call with the same d, act, reverse, x, h0, weights, h.
+//   dh:   [T,B,H] row stride lddh; gradient of the loss w.r.t. every h_t from above (the
+//         layer's output gradient). Read only, unless dz aliases it.
+//   dh_n: [B,H] contiguous gradient w.r.t. the final state, or nullptr (zero).
+//   dz:   [T,B,H] row stride lddz; written with dL/dz_t (z = pre-activation). May alias dh
+//         exactly (same pointer and stride): then dh is overwritten.
+//   dx:   [T,B,I] row stride lddx; written, or accumulated when accumulate_dx (the second
+//         direction of a bidirectional layer adds its share).
+//   dh0:  [B,H] contiguous; written (the gradient w.r.t. h0, also when h0 was nullptr).
+//   dW_ih [H,I], dW_hh [H,H], db_ih [H], db_hh [H]: accumulated (like torch's .grad);
+//         db_* are nullptr when the layer has no bias.
+//   work: rnn_backward_workspace_size(d) elements of scratch.
+template <typename F>
+void rnn_backward(const Dims& d, Activation act, bool reverse,
+                  const F* x, std::int64_t ldx, const F* h0,
+                  const F* W_ih, const F* W_hh,
+                  const F* h, std::int64_t ldh,
+                  const F* dh, std::int64_t lddh, const F* dh_n,
+                  F* dz, std::int64_t lddz,
+                  F* dx, std::int64_t lddx, bool accumulate_dx, F* dh0,
+                  F* dW_ih, F* dW_hh, F* db_ih, F* db_hh,
+                  F* work);
+
+// Threads used by the BLAS calls (OpenBLAS's global setting).
+void set_num_threads(int n);
+int get_num_threads();
+
+}  // namespace rnncore

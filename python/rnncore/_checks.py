@@ -1,0 +1,48 @@
+"""Argument checks shared by the public classes: clear TypeError/ValueError messages that name
+what was expected and what was got."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def check_bool(value, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} should be of type bool, got: {type(value).__name__}")
+    return bool(value)
+
+
+def check_positive_int(value, name: str) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} should be of type int, got: {type(value).__name__}")
+    if value <= 0:
+        raise ValueError(f"{name} must be greater than zero, got {value}")
+    return int(value)
+
+
+def check_float_dtype(dtype) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"dtype should be float32 or float64, got: {dtype!r}")
+    return dt
+
+
+def as_real_array(value, dtype: np.dtype, name: str) -> np.ndarray:
+    """`value` as a numpy array of `dtype`, converting any real-valued input (ints, other float
+    widths, lists, CPU torch tensors); complex, boolean, object and string data raise TypeError."""
+    if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor, without importing torch
+        value = value.detach().cpu().numpy()
+    try:
+        arr = np.asarray(value)
+    except ValueError as err:  # ragged nested sequences
+        raise ValueError(f"{name}: expected a rectangular array of real numbers ({err})") from None
+    if arr.dtype.kind not in "iuf":
+        raise TypeError(f"{name}: expected an array of real numbers, got dtype {arr.dtype}")
+    return arr.astype(dtype, copy=False)

@@ -1,0 +1,308 @@
+"""rnncore.RNN: the multi-layer, optionally bidirectional Elman RNN of torch.nn.RNN.
+
+Python owns shapes, layers, directions and dropout; each layer and direction is one call into the
+C++ kernel (`_core.forward` / `_core.backward`), which runs the whole time loop.
+
+Shape letters: T steps, B batch, I input features, H hidden units, D directions (1 or 2),
+L layers. Internally every sequence is time-major (T, B, features) and C-contiguous.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import NamedTuple
+
+import numpy as np
+
+from . import _core
+from ._checks import as_real_array, check_bool, check_float_dtype, check_positive_int
+
+_NONLINEARITIES = ("tanh", "relu")
+
+
+class LoadResult(NamedTuple):
+    """What `load_state_dict(strict=False)` left out, as torch's `_IncompatibleKeys`."""
+
+    missing_keys: list
+    unexpected_keys: list
+
+
+class _LayerRecord(NamedTuple):
+    """What one layer's forward leaves for its backward."""
+
+    inputs: np.ndarray  # (T, B, in_k): the layer's input, after dropout
+    outputs: np.ndarray  # (T, B, D*H): every h_t of both directions (the only stored state)
+    dropout_mask: np.ndarray | None  # (T, B, in_k) scaled keep-mask applied to the input, or None
+
+
+class _ForwardRecord(NamedTuple):
+    layers: list  # [_LayerRecord] for layers 0..L-1
+    h0: np.ndarray | None  # (L*D, B, H) or None (zeros)
+    input_shape: tuple  # x's shape as the caller gave it
+    output_shape: tuple
+    h_n_shape: tuple
+    batched: bool
+
+
+class RNN:
+    """Elman RNN with the semantics, parameter names and shapes of ``torch.nn.RNN``.
+
+    ``output, h_n = rnn(x, h0=None)`` with x of shape (T, B, I), (B, T, I) when ``batch_first``,
+    or (T, I) unbatched; ``grad_x, grad_h0 = rnn.backward(grad_output, grad_h_n=None)`` runs
+    backpropagation through time for the latest forward and accumulates parameter gradients in
+    ``rnn.grads``.
+    """
+
+    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
+                 batch_first=False, dropout=0.0, bidirectional=False, dtype=np.float32, seed=None):
+        self.input_size = check_positive_int(input_size, "input_size")
+        self.hidden_size = check_positive_int(hidden_size, "hidden_size")
+        self.num_layers = check_positive_int(num_layers, "num_layers")
+        if nonlinearity not in _NONLINEARITIES:
+            raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
+        self.nonlinearity = nonlinearity
+        self.bias = check_bool(bias, "bias")
+        self.batch_first = check_bool(batch_first, "batch_first")
+        self.bidirectional = check_bool(bidirectional, "bidirectional")
+        if (isinstance(dropout, (bool, np.bool_)) or not isinstance(dropout, (int, float, np.number))
+                or not 0 <= dropout <= 1):
+            raise ValueError("dropout should be a number in range [0, 1] representing the "
+                             f"probability of an element being zeroed, got {dropout!r}")
+        self.dropout = float(dropout)
+        if self.dropout > 0 and self.num_layers == 1:
+            warnings.warn("dropout option adds dropout after all but last recurrent layer, so "
+                          "non-zero dropout expects num_layers greater than 1, but got "
+                          f"dropout={dropout} and num_layers={num_layers}", UserWarning, stacklevel=2)
+        self.dtype = check_float_dtype(dtype)
+        self.training = True
+        self._rng = np.random.default_rng(seed)
+
+        # Parameters in torch's registration order, each drawn from U(-1/sqrt(H), 1/sqrt(H)).
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        self._params: dict[str, np.ndarray] = {}
+        for name, shape in self._parameter_shapes():
+            self._params[name] = self._rng.uniform(-bound, bound, size=shape).astype(self.dtype)
+        self._grads = {name: np.zeros_like(p) for name, p in self._params.items()}
+        self._record: _ForwardRecord | None = None
+
+    # ---- parameters ---------------------------------------------------------------------------
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    def _parameter_shapes(self):
+        H, D = self.hidden_size, self.num_directions
+        for k in range(self.num_layers):
+            in_k = self.input_size if k == 0 else D * H
+            for sfx in self._suffixes():
+                yield f"weight_ih_l{k}{sfx}", (H, in_k)
+                yield f"weight_hh_l{k}{sfx}", (H, H)
+                if self.bias:
+                    yield f"bias_ih_l{k}{sfx}", (H,)
+                    yield f"bias_hh_l{k}{sfx}", (H,)
+
+    def _suffixes(self):
+        return ("", "_reverse") if self.bidirectional else ("",)
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        """The live parameter arrays by torch name (modify them in place to change the model)."""
+        return dict(self._params)
+
+    @property
+    def grads(self) -> dict[str, np.ndarray]:
+        """Parameter gradients by name, accumulated by every `backward` until `zero_grad`."""
+        return self._grads
+
+    def zero_grad(self) -> None:
+        for g in self._grads.values():
+            g.fill(0)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {name: p.copy() for name, p in self._params.items()}
+
+    def load_state_dict(self, state_dict, strict: bool = True) -> LoadResult:
+        """Copy parameters in from numpy arrays or anything ``np.asarray`` takes (torch tensors
+        too). All-or-nothing: if any entry is refused, no parameter changes."""
+        missing = [k for k in self._params if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in self._params]
+        if strict and (missing or unexpected):
+            raise ValueError(f"Error(s) in loading state_dict for {type(self).__name__}: "
+                             f"missing keys {missing}, unexpected keys {unexpected}")
+        staged = {}
+        for name in self._params.keys() & state_dict.keys():
+            value = as_real_array(state_dict[name], self.dtype, name)
+            want = self._params[name].shape
+            if value.shape != want:
+                raise ValueError(f"size mismatch for {name}: copying a param with shape "
+                                 f"{value.shape}, the shape in current model is {want}")
+            staged[name] = value
+        for name, value in staged.items():
+            np.copyto(self._params[name], value)
+        return LoadResult(missing, unexpected)
+
+    def train(self, mode: bool = True) -> RNN:
+        self.training = check_bool(mode, "mode")
+        return self
+
+    def eval(self) -> RNN:
+        return self.train(False)
+
+    # ---- forward ------------------------------------------------------------------------------
+
+    def __call__(self, x, h0=None):
+        return self.forward(x, h0)
+
+    def forward(self, x, h0=None):
+        """Run the RNN over a sequence. Returns ``(output, h_n)`` shaped as torch.nn.RNN's.
+
+        output is read-only: the backward reads the states it holds."""
+        L, D, H = self.num_layers, self.num_directions, self.hidden_size
+        x = as_real_array(x, self.dtype, "input")
+        if x.ndim not in (2, 3):
+            raise ValueError(f"RNN: Expected input to be 2D or 3D, got {x.ndim}D array instead "
+                             f"(shape {x.shape})")
+        batched = x.ndim == 3
+        input_shape = x.shape
+        if h0 is not None:
+            h0 = as_real_array(h0, self.dtype, "hx")
+            if h0.ndim != x.ndim:
+                kind = "batched 3-D" if batched else "unbatched 2-D"
+                raise ValueError(f"For {kind} input, hx should also be {x.ndim}-D but got "
+                                 f"{h0.ndim}-D array (shape {h0.shape})")
+        if x.shape[-1] != self.input_size:
+            raise ValueError(f"input.shape[-1] must be equal to input_size. Expected "
+                             f"{self.input_size}, got {x.shape[-1]}")
+        if not batched:
+            x = x[:, None, :]
+            h0 = None if h0 is None else h0[:, None, :]
+        elif self.batch_first:
+            x = x.swapaxes(0, 1)
+        T, B = x.shape[0], x.shape[1]
+        if T == 0:
+            raise ValueError("Expected sequence length to be larger than 0 in RNN")
+        if h0 is not None and h0.shape != (L * D, B, H):
+            want = (L * D, B, H) if batched else (L * D, H)
+            got = h0.shape if batched else (h0.shape[0], h0.shape[2])
+            raise ValueError(f"Expected hidden size {want}, got {got}")
+        x = np.require(x, requirements="CA")
+        h0 = None if h0 is None else np.require(h0, requirements="CA")
+
+        layers = []
+        inputs = x
+        for k in range(L):
+            mask = None
+            if k > 0 and self.training and self.dropout > 0:
+                mask = self._dropout_mask(inputs.shape)
+                inputs = inputs * mask
+            outputs = np.empty((T, B, D * H), dtype=self.dtype)
+            for d, sfx in enumerate(self._suffixes()):
+                w = self._layer_weights(k, sfx)
+                _core.forward(x=inputs, h0=None if h0 is None else h0[k * D + d], w_ih=w[0],
+                              w_hh=w[1], b_ih=w[2], b_hh=w[3], out=outputs[:, :, d * H:(d + 1) * H],
+                              reverse=d == 1, nonlinearity=self.nonlinearity)
+            layers.append(_LayerRecord(inputs, outputs, mask))
+            inputs = outputs
+
+        # The forward direction ends at t = T-1, the reverse one at t = 0.
+        h_n = np.stack([rec.outputs[T - 1 if d == 0 else 0, :, d * H:(d + 1) * H]
+                        for rec in layers for d in range(D)])
+        output = inputs.view()
+        if not batched:
+            output, h_n = output[:, 0, :], h_n[:, 0, :]
+        elif self.batch_first:
+            output = output.swapaxes(0, 1)
+        output.flags.writeable = False
+        self._record = _ForwardRecord(layers, h0, input_shape, output.shape, h_n.shape, batched)
+        return output, h_n
+
+    def _layer_weights(self, k: int, sfx: str):
+        p = self._params
+        biases = (p[f"bias_ih_l{k}{sfx}"], p[f"bias_hh_l{k}{sfx}"]) if self.bias else (None, None)
+        return p[f"weight_ih_l{k}{sfx}"], p[f"weight_hh_l{k}{sfx}"], *biases
+
+    def _layer_grads(self, k: int, sfx: str):
+        g = self._grads
+        biases = (g[f"bias_ih_l{k}{sfx}"], g[f"bias_hh_l{k}{sfx}"]) if self.bias else (None, None)
+        return g[f"weight_ih_l{k}{sfx}"], g[f"weight_hh_l{k}{sfx}"], *biases
+
+    def _dropout_mask(self, shape) -> np.ndarray:
+        """Inverted dropout: zero with probability p, scale the kept values by 1/(1-p)."""
+        keep = self._rng.random(shape) >= self.dropout
+        scale = 0.0 if self.dropout == 1 else 1.0 / (1.0 - self.dropout)
+        return keep.astype(self.dtype) * self.dtype.type(scale)
+
+    # ---- backward -----------------------------------------------------------------------------
+
+    def backward(self, grad_output, grad_h_n=None):
+        """Backpropagation through time for the latest forward.
+
+        grad_output is shaped like that forward's output, grad_h_n like its h_n (None: zero).
+        Adds the parameter gradients to ``grads`` and returns ``(grad_x, grad_h0)`` shaped like x
+        and h0 (grad_h0 also when h0 was omitted: the gradient w.r.t. the zero initial state).
+        """
+        rec = self._record
+        if rec is None:
+            raise RuntimeError("backward() called before forward(): there is no sequence to "
+                               "backpropagate through")
+        L, D, H = self.num_layers, self.num_directions, self.hidden_size
+        dy = self._gradient_like(grad_output, rec.output_shape, "grad_output")
+        dh_n = None
+        if grad_h_n is not None:
+            dh_n = self._gradient_like(grad_h_n, rec.h_n_shape, "grad_h_n")
+        # Time-major, C-contiguous copies that the kernel may overwrite (it stores dz in dy).
+        if not rec.batched:
+            dy = dy[:, None, :]
+            dh_n = None if dh_n is None else dh_n[:, None, :]
+        elif self.batch_first:
+            dy = dy.swapaxes(0, 1)
+        dy = np.array(dy, dtype=self.dtype, order="C")
+        dh_n = None if dh_n is None else np.require(dh_n, requirements="CA")
+        T, B = dy.shape[0], dy.shape[1]
+        grad_h0 = np.empty((L * D, B, H), dtype=self.dtype)
+
+        for k in reversed(range(L)):
+            layer = rec.layers[k]
+            dx = np.empty(layer.inputs.shape, dtype=self.dtype)
+            for d, sfx in enumerate(self._suffixes()):
+                cols = slice(d * H, (d + 1) * H)
+                w_ih, w_hh, _, _ = self._layer_weights(k, sfx)
+                dw_ih, dw_hh, db_ih, db_hh = self._layer_grads(k, sfx)
+                _core.backward(
+                    x=layer.inputs, h0=None if rec.h0 is None else rec.h0[k * D + d],
+                    w_ih=w_ih, w_hh=w_hh, h=layer.outputs[:, :, cols], dh=dy[:, :, cols],
+                    dh_n=None if dh_n is None else dh_n[k * D + d], dz=dy[:, :, cols], dx=dx,
+                    accumulate_dx=d > 0, dh0=grad_h0[k * D + d], dw_ih=dw_ih, dw_hh=dw_hh,
+                    db_ih=db_ih, db_hh=db_hh, reverse=d == 1, nonlinearity=self.nonlinearity)
+            if layer.dropout_mask is not None:  # inputs = previous outputs * mask
+                dx *= layer.dropout_mask
+            dy = dx
+
+        grad_x = dy
+        if not rec.batched:
+            return grad_x[:, 0, :], grad_h0[:, 0, :]
+        if self.batch_first:
+            grad_x = grad_x.swapaxes(0, 1)
+        return grad_x, grad_h0
+
+    def _gradient_like(self, value, shape: tuple, name: str) -> np.ndarray:
+        arr = as_real_array(value, self.dtype, name)
+        if arr.shape != shape:
+            raise ValueError(f"{name}: expected shape {shape}, got {arr.shape}")
+        return arr
+
+    def __repr__(self) -> str:
+        opts = [f"{self.input_size}", f"{self.hidden_size}"]
+        if self.num_layers != 1:
+            opts.append(f"num_layers={self.num_layers}")
+        if self.nonlinearity != "tanh":
+            opts.append(f"nonlinearity='{self.nonlinearity}'")
+        for name, default in (("bias", True), ("batch_first", False), ("bidirectional", False)):
+            if getattr(self, name) != default:
+                opts.append(f"{name}={getattr(self, name)}")
+        if self.dropout:
+            opts.append(f"dropout={self.dropout}")
+        if self.dtype != np.float32:
+            opts.append(f"dtype={self.dtype.name}")
+        return f"RNN({', '.join(opts)})"
