@@ -4,7 +4,9 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -12,6 +14,7 @@
 #include "rnncore/blas.h"
 #include "rnncore/elementwise.h"
 #include "rnncore/rnn.h"
+#include "rnncore/thread_pool.h"
 
 namespace py = pybind11;
 using rnncore::Activation;
@@ -45,42 +48,61 @@ struct View {
 // columns of a wider array pass; transposed or strided-in-time arrays do not.
 template <typename F>
 View<F> view(const py::array& a, const char* name, std::vector<std::int64_t> shape, bool writable) {
-    std::string want = "(";
-    for (size_t i = 0; i < shape.size(); ++i) want += (i ? ", " : "") + std::to_string(shape[i]);
-    want += shape.size() == 1 ? ",)" : ")";
-    require(a.dtype().is(py::dtype::of<F>()),
-            std::string(name) + ": expected dtype " + py::str(py::dtype::of<F>()).cast<std::string>() +
-                ", got " + py::str(a.dtype()).cast<std::string>());
-    require(a.ndim() == static_cast<py::ssize_t>(shape.size()),
-            std::string(name) + ": expected shape " + want + ", got " + shape_str(a));
-    for (size_t i = 0; i < shape.size(); ++i)
-        require(a.shape(i) == shape[i], std::string(name) + ": expected shape " + want + ", got " + shape_str(a));
-    require(py::detail::check_flags(a.ptr(), py::detail::npy_api::NPY_ARRAY_ALIGNED_), std::string(name) + ": expected an aligned array");
-    if (writable) require(a.writeable(), std::string(name) + ": expected a writable array");
+    // Messages are built only on failure: this runs for every argument of every call.
+    auto fail = [&](const std::string& what) {
+        throw std::invalid_argument(std::string(name) + ": expected " + what);
+    };
+    auto want_shape = [&] {
+        std::string s = "(";
+        for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+        return s + (shape.size() == 1 ? ",)" : ")");
+    };
+    if (!a.dtype().is(py::dtype::of<F>()))
+        fail("dtype " + py::str(py::dtype::of<F>()).cast<std::string>() + ", got " +
+             py::str(a.dtype()).cast<std::string>());
+    const auto n = static_cast<std::int64_t>(shape.size());
+    bool shape_ok = a.ndim() == n;
+    for (std::int64_t i = 0; shape_ok && i < n; ++i) shape_ok = a.shape(i) == shape[i];
+    if (!shape_ok) fail("shape " + want_shape() + ", got " + shape_str(a));
+    if (!py::detail::check_flags(a.ptr(), py::detail::npy_api::NPY_ARRAY_ALIGNED_)) fail("an aligned array");
+    if (writable && !a.writeable()) fail("a writable array");
+
+    // Row (i0, i1, ..) of the leading axes is row number r = (i0 * shape[1] + i1) * ..; it must
+    // sit at data + r * ld * itemsize. Axes of extent 1 may have any stride; empty arrays any.
     const auto item = static_cast<std::int64_t>(sizeof(F));
-    const std::int64_t n = a.ndim();
     const std::int64_t cols = shape.back();
-    std::int64_t ld = cols;
-    bool ok = cols <= 1 || a.strides(n - 1) == item;
-    if (n >= 2 && shape[n - 2] > 1) {
-        ok = ok && a.strides(n - 2) % item == 0 && a.strides(n - 2) / item >= cols;
-        if (ok) ld = a.strides(n - 2) / item;
+    std::int64_t rows = 1;
+    for (std::int64_t i = 0; i + 1 < n; ++i) rows *= shape[i];
+    std::int64_t ld = std::max<std::int64_t>(cols, 1);
+    bool ok = true;
+    if (a.size() > 0) {
+        ok = cols <= 1 || a.strides(n - 1) == item;
+        std::int64_t rows_below = 1;
+        for (std::int64_t i = n - 2; i >= 0; --i) {  // the innermost leading axis that moves fixes ld
+            if (shape[i] > 1) {
+                const std::int64_t per_row = rows_below * item;
+                ok = ok && a.strides(i) % per_row == 0 && a.strides(i) / per_row >= cols;
+                if (ok) ld = a.strides(i) / per_row;
+                break;
+            }
+            rows_below *= shape[i];
+        }
+        rows_below = 1;
+        for (std::int64_t i = n - 2; i >= 0; --i) {
+            ok = ok && (shape[i] <= 1 || a.strides(i) == rows_below * ld * item);
+            rows_below *= shape[i];
+        }
     }
-    // Axes before the last two are packed on top of the rows: stride = (product of later rows) * ld.
-    std::int64_t rows_below = n >= 2 ? shape[n - 2] : 1;
-    for (std::int64_t i = n - 3; i >= 0; --i) {
-        ok = ok && (shape[i] <= 1 || a.strides(i) == rows_below * ld * item);
-        rows_below *= shape[i];
+    if (!ok) {
+        std::string strides = "(";
+        for (std::int64_t i = 0; i < n; ++i) strides += (i ? ", " : "") + std::to_string(a.strides(i));
+        fail("C-ordered rows with a contiguous last axis, got strides " + strides + ")");
     }
-    std::string strides = "(";
-    for (std::int64_t i = 0; i < n; ++i) strides += (i ? ", " : "") + std::to_string(a.strides(i));
-    require(ok, std::string(name) + ": expected C-ordered rows with a contiguous last axis, got strides " +
-                    strides + ")");
     View<F> v;
     v.data = static_cast<F*>(const_cast<void*>(a.data()));
     v.ld = ld;
     v.lo = static_cast<const char*>(a.data());
-    v.hi = v.lo + (a.size() == 0 ? 0 : (rows_below - 1) * ld * item + cols * item);
+    v.hi = v.lo + (a.size() == 0 ? 0 : (rows - 1) * ld * item + cols * item);
     return v;
 }
 
@@ -96,6 +118,12 @@ void require_disjoint(const View<F>& out, const char* out_name,
     for (const auto& [v, name] : others)
         if (*v && out.lo < v->hi && v->lo < out.hi && out.lo != out.hi)
             throw std::invalid_argument(std::string(out_name) + " must not overlap " + name);
+}
+
+// Uninitialised scratch memory (std::bad_alloc becomes MemoryError).
+template <typename F>
+std::unique_ptr<F[]> scratch(std::int64_t n) {
+    return std::unique_ptr<F[]>(new F[static_cast<size_t>(n)]);
 }
 
 Activation activation(const std::string& name) {
@@ -123,9 +151,10 @@ void forward(const py::array& x, const std::optional<py::array>& h0, const py::a
     require_disjoint(vout, "out", {{&vx, "x"}, {&vh0, "h0"}, {&vwih, "w_ih"}, {&vwhh, "w_hh"},
                                    {&vbih, "b_ih"}, {&vbhh, "b_hh"}});
     const Activation act = activation(nonlinearity);
+    const auto work = scratch<F>(rnncore::rnn_forward_workspace_size<F>(d));
     py::gil_scoped_release release;
     rnncore::rnn_forward<F>(d, act, reverse, vx.data, vx.ld, vh0.data, vwih.data, vwhh.data,
-                            vbih.data, vbhh.data, vout.data, vout.ld);
+                            vbih.data, vbhh.data, vout.data, vout.ld, work.get());
 }
 
 template <typename F>
@@ -167,12 +196,12 @@ void backward(const py::array& x, const std::optional<py::array>& h0, const py::
         for (size_t j = i + 1; j < outputs.size(); ++j) require_disjoint(*out, name, {outputs[j]});
     }
     const Activation act = activation(nonlinearity);
-    std::vector<F> work(static_cast<size_t>(rnncore::rnn_backward_workspace_size(d)));
+    const auto work = scratch<F>(rnncore::rnn_backward_workspace_size<F>(d));
     py::gil_scoped_release release;
     rnncore::rnn_backward<F>(d, act, reverse, vx.data, vx.ld, vh0.data, vwih.data, vwhh.data,
                              vh.data, vh.ld, vdh.data, vdh.ld, vdhn.data, vdz.data, vdz.ld,
                              vdx.data, vdx.ld, accumulate_dx, vdh0.data, vdwih.data, vdwhh.data,
-                             vdbih.data, vdbhh.data, work.data());
+                             vdbih.data, vdbhh.data, work.get());
 }
 
 // Dispatch on x's dtype; the typed functions reject any other argument of a different dtype.
@@ -187,6 +216,9 @@ bool is_float32(const py::array& x) {
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "rnncore's compiled kernels (private: use the rnncore package).";
+    // rnncore threads its own work (batch slices, blocks of GEMMs); each BLAS call stays on the
+    // thread that makes it, so no OpenBLAS worker is left spinning beside ours.
+    rnncore::blas::set_num_threads(1);
     m.def(
         "forward",
         [](const py::array& x, const std::optional<py::array>& h0, const py::array& w_ih,
@@ -220,7 +252,8 @@ PYBIND11_MODULE(_core, m) {
         py::arg("nonlinearity").noconvert(),
         "BPTT through one forward call. Writes dz (may be dh itself), dx (or adds to it when\n"
         "accumulate_dx) and dh0; adds to dw_ih, dw_hh, db_ih, db_hh.");
-    m.def("set_num_threads", &rnncore::set_num_threads, py::arg("n").noconvert());
+    m.def("set_num_threads", &rnncore::set_num_threads, py::arg("n").noconvert(),
+          "Threads for rnncore's kernels (the caller counts as one).");
     m.def("get_num_threads", &rnncore::get_num_threads);
     m.def("blas_config", [] { return std::string(rnncore::blas::config()); });
     m.def("blas_corename", [] { return std::string(rnncore::blas::corename()); });

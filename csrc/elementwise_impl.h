@@ -16,7 +16,7 @@ namespace {
 // branch-free so the loop vectorises; accurate to a few ulp. NaN propagates.
 inline float tanh_approx(float x) {
     const float clamp = 7.90531110763549805f;  // |tanh(x)| rounds to 1 in float32 beyond this
-    const float xc = std::fmin(std::fmax(x, -clamp), clamp);
+    const float xc = x < -clamp ? -clamp : (x > clamp ? clamp : x);
     const float x2 = xc * xc;
     float p = -2.76076847742355e-16f;
     p = p * x2 + 2.00018790482477e-13f;
@@ -30,8 +30,10 @@ inline float tanh_approx(float x) {
     q = q * x2 + 2.26843463243900e-03f;
     q = q * x2 + 4.89352518554385e-03f;
     const float r = xc * p / q;
-    const float y = std::fabs(x) < 0.0004f ? x : r;  // tanh(x) == x to float32 rounding
-    return x != x ? x : y;                              // keep NaN (fmin/fmax would drop it)
+    const float ax = std::fabs(x);
+    float y = ax < 0.0004f ? x : r;               // tanh(x) == x to float32 rounding
+    y = ax > 9.1f ? std::copysign(1.0f, x) : y;  // tanh(x) rounds to +-1 (the fit saturates below)
+    return x != x ? x : y;                        // keep NaN (the clamp may drop it)
 }
 
 // exp(a) for 0 <= a <= 45 in float64, branch-free: a = n*ln2 + r with |r| <= ln2/2, exp(r) by its
@@ -66,7 +68,8 @@ inline double exp_small_range(double a) {
 // tanh in float64 to ~1e-16 relative: Cephes' rational form below 0.625, else 1 - 2/(e^{2|x|} + 1)
 // with |x| clamped at 20 (tanh(20) is 1 in float64). Branch-free; NaN propagates.
 inline double tanh_approx(double x) {
-    const double a = std::fmin(std::fabs(x), 20.0);
+    const double ax = std::fabs(x);
+    const double a = ax > 20.0 ? 20.0 : ax;
     const double z = x * x;
     const double p = (-9.64399179425052238628e-1 * z - 9.92877231001918586564e1) * z -
                      1.61468768441708447952e3;
@@ -74,7 +77,7 @@ inline double tanh_approx(double x) {
                      4.84406305325125486048e3;
     const double small = x + x * z * (p / q);
     const double large = 1.0 - 2.0 / (exp_small_range(2.0 * a) + 1.0);
-    const double y = a < 0.625 ? small : std::copysign(large, x);
+    const double y = std::copysign(a < 0.625 ? small : large, x);  // copysign keeps tanh(-0) = -0
     return x != x ? x : y;
 }
 

@@ -1,11 +1,14 @@
 // Forward and backward (BPTT) of one RNN layer in one direction; see rnncore/rnn.h.
 #include "rnncore/rnn.h"
 
-#include <string>
+#include <algorithm>
 #include <stdexcept>
+#include <string>
 
 #include "rnncore/blas.h"
 #include "rnncore/elementwise.h"
+#include "rnncore/recurrent.h"
+#include "rnncore/thread_pool.h"
 
 namespace rnncore {
 namespace {
@@ -19,53 +22,59 @@ void require(bool ok, const std::string& what) {
 void check_dims(const Dims& d, std::int64_t ldx, std::int64_t ldh) {
     require(d.T >= 0 && d.B >= 0 && d.I >= 1 && d.H >= 1,
             "rnn: expected T >= 0, B >= 0, I >= 1, H >= 1, got T=" + std::to_string(d.T) +
-                " B=" + std::to_string(d.B) + " I=" + std::to_string(d.I) +
-                " H=" + std::to_string(d.H));
-    require(ldx >= d.I, "rnn: expected ldx >= I = " + std::to_string(d.I) + ", got " +
-                            std::to_string(ldx));
-    require(ldh >= d.H, "rnn: expected ldh >= H = " + std::to_string(d.H) + ", got " +
-                            std::to_string(ldh));
+                " B=" + std::to_string(d.B) + " I=" + std::to_string(d.I) + " H=" + std::to_string(d.H));
+    require(ldx >= d.I, "rnn: expected ldx >= I = " + std::to_string(d.I) + ", got " + std::to_string(ldx));
+    require(ldh >= d.H, "rnn: expected ldh >= H = " + std::to_string(d.H) + ", got " + std::to_string(ldh));
 }
 
-// Step s of the loop visits time t; its predecessor in the recurrence is t - 1 (forward) or
-// t + 1 (reverse).
-struct TimeOrder {
-    std::int64_t T;
-    bool reverse;
-    std::int64_t at(std::int64_t s) const { return reverse ? T - 1 - s : s; }
-    std::int64_t prev(std::int64_t t) const { return reverse ? t + 1 : t - 1; }
+// Contiguous ranges of `rows` split `parts` ways, every boundary a multiple of `align`.
+struct Split {
+    std::int64_t rows, parts, align;
+    std::int64_t begin(std::int64_t i) const {
+        const std::int64_t blocks = (rows + align - 1) / align;
+        return std::min(rows, (blocks * i / parts) * align);
+    }
+    std::int64_t end(std::int64_t i) const { return begin(i + 1); }
 };
 
+// Batch slices for the time loops: at most one per thread, each at least one micro-tile.
+template <typename F>
+Split batch_slices(std::int64_t B) {
+    const std::int64_t MR = RecurrentKernels<F>::MR, tiles = (B + MR - 1) / MR;
+    return {B, std::max<std::int64_t>(1, std::min<std::int64_t>(get_num_threads(), tiles)), MR};
+}
+
 }  // namespace
+
+template <typename F>
+std::int64_t rnn_forward_workspace_size(const Dims& d) {
+    return packed_forward_size<F>(d.I, d.H);
+}
+
+template <typename F>
+std::int64_t rnn_backward_workspace_size(const Dims& d) {
+    return packed_backward_size<F>(d.H);
+}
 
 template <typename F>
 void rnn_forward(const Dims& d, Activation act, bool reverse,
                  const F* x, std::int64_t ldx, const F* h0,
                  const F* W_ih, const F* W_hh, const F* b_ih, const F* b_hh,
-                 F* h, std::int64_t ldh) {
+                 F* h, std::int64_t ldh, F* work) {
     check_dims(d, ldx, ldh);
+    require(x && W_ih && W_hh && h && work, "rnn_forward: x, W_ih, W_hh, h and work must not be null");
     require((b_ih == nullptr) == (b_hh == nullptr), "rnn_forward: b_ih and b_hh must both be given or both be null");
-    const std::int64_t B = d.B, H = d.H, rows = d.T * d.B;
-    if (rows == 0) return;
-    const auto& ew = elementwise<F>();
-    const TimeOrder order{d.T, reverse};
-    auto h_at = [&](std::int64_t t) { return h + t * B * ldh; };  // [B,H] block of step t
-
-    // The input projection of all T steps at once: h[t] = x[t] W_ih^T + b_ih + b_hh.
-    if (b_ih) ew.fill_rows(rows, H, b_ih, b_hh, h, ldh);
-    blas::gemm<F>(Op::N, Op::T, rows, H, d.I, F(1), x, ldx, W_ih, d.I, b_ih ? F(1) : F(0), h, ldh);
-
-    for (std::int64_t s = 0; s < d.T; ++s) {
-        const std::int64_t t = order.at(s);
-        // h[t] += h_{prev} W_hh^T, then the activation while the block is in cache.
-        const F* h_prev = s == 0 ? h0 : h_at(order.prev(t));
-        const std::int64_t ld_prev = s == 0 ? H : ldh;
-        if (h_prev) blas::gemm<F>(Op::N, Op::T, B, H, H, F(1), h_prev, ld_prev, W_hh, H, F(1), h_at(t), ldh);
-        ew.activate(act, B, H, h_at(t), ldh);
-    }
+    if (d.T == 0 || d.B == 0) return;
+    const auto& k = recurrent<F>();
+    k.pack_forward(d.I, d.H, W_ih, W_hh, b_ih, b_hh, work);
+    const Split slices = batch_slices<F>(d.B);
+    parallel_for(static_cast<int>(slices.parts), [&](int i) {
+        const std::int64_t b0 = slices.begin(i), rows = slices.end(i) - b0;
+        if (rows > 0)
+            k.forward_loop(act, reverse, d.T, rows, d.I, d.H, x + b0 * ldx, ldx, d.B * ldx,
+                           h0 ? h0 + b0 * d.H : nullptr, work, h + b0 * ldh, ldh, d.B * ldh);
+    });
 }
-
-std::int64_t rnn_backward_workspace_size(const Dims& d) { return d.B * d.H; }
 
 template <typename F>
 void rnn_backward(const Dims& d, Activation act, bool reverse,
@@ -81,64 +90,72 @@ void rnn_backward(const Dims& d, Activation act, bool reverse,
     require(lddh >= d.H && lddz >= d.H && lddx >= d.I,
             "rnn_backward: expected lddh >= H, lddz >= H, lddx >= I, got lddh=" + std::to_string(lddh) +
                 " lddz=" + std::to_string(lddz) + " lddx=" + std::to_string(lddx));
-    require(static_cast<const F*>(dz) != dh || lddz == lddh,
-            "rnn_backward: dz may alias dh only with the same row stride");
+    require(x && W_ih && W_hh && h && dh && dz && dx && dh0 && dW_ih && dW_hh && work,
+            "rnn_backward: only h0, dh_n and the bias gradients may be null");
+    require(static_cast<const F*>(dz) != dh || lddz == lddh, "rnn_backward: dz may alias dh only with the same row stride");
     require((db_ih == nullptr) == (db_hh == nullptr), "rnn_backward: db_ih and db_hh must both be given or both be null");
-    const std::int64_t T = d.T, B = d.B, H = d.H, rows = T * B;
+    const std::int64_t T = d.T, B = d.B, H = d.H, I = d.I, rows = T * B;
     if (B == 0) return;  // nothing flows; dh0 and dx are empty
-    const auto& ew = elementwise<F>();
-    const TimeOrder order{T, reverse};
-    F* dnext = work;  // [B,H]: dL/dh_{t} arriving from the step after t (in the loop's order)
-
-    // Backward time loop. Differentiates, for each step t (in reverse loop order):
-    //   h[t] = act(z[t]),  z[t] = x[t] W_ih^T + b + h_prev W_hh^T
-    const F* carry = dh_n;  // gradient into the state the step leaves behind
-    for (std::int64_t s = T - 1; s >= 0; --s) {
-        const std::int64_t t = order.at(s);
-        F* dz_t = dz + t * B * lddz;
-        // dz[t] = (dh[t] + carry) * act'(h[t])
-        ew.activation_grad(act, B, H, dh + t * B * lddh, lddh, carry, h + t * B * ldh, ldh, dz_t, lddz);
-        // carry = dz[t] W_hh: the gradient into h_prev (h0 at the first step)
-        F* into = s == 0 ? dh0 : dnext;
-        blas::gemm<F>(Op::N, Op::N, B, H, H, F(1), dz_t, lddz, W_hh, H, F(0), into, H);
-        carry = dnext;
-    }
-    if (T == 0)  // no step ran: the final state is h0 itself
+    if (T == 0) {        // no step ran: the final state is h0 itself
         for (std::int64_t i = 0; i < B * H; ++i) dh0[i] = dh_n ? dh_n[i] : F(0);
+        return;
+    }
+    const auto& k = recurrent<F>();
+    const auto& ew = elementwise<F>();
+    k.pack_backward(H, W_hh, work);
 
-    // Everything below sums over all steps at once.
-    // dW_hh += sum_t dz[t]^T h_prev(t): the steps after the first read their predecessor in h,
-    // which for the forward direction is h shifted one step back, for the reverse one step ahead.
-    if (T > 1) {
-        const F* dz_rest = reverse ? dz : dz + B * lddz;
-        const F* h_prev = reverse ? h + B * ldh : h;
-        blas::gemm<F>(Op::T, Op::N, H, H, (T - 1) * B, F(1), dz_rest, lddz, h_prev, ldh, F(1), dW_hh, H);
-    }
-    if (h0 && T > 0)
-        blas::gemm<F>(Op::T, Op::N, H, H, B, F(1), dz + order.at(0) * B * lddz, lddz, h0, H, F(1), dW_hh, H);
-    // dW_ih += dz^T x;  db_ih += sum dz;  db_hh += sum dz;  dx = dz W_ih
-    blas::gemm<F>(Op::T, Op::N, H, d.I, rows, F(1), dz, lddz, x, ldx, F(1), dW_ih, d.I);
-    if (db_ih) {
-        ew.add_column_sums(rows, H, dz, lddz, db_ih);
-        ew.add_column_sums(rows, H, dz, lddz, db_hh);
-    }
-    blas::gemm<F>(Op::N, Op::N, rows, d.I, H, F(1), dz, lddz, W_ih, d.I, accumulate_dx ? F(1) : F(0), dx, lddx);
+    // The time loop, batch slices in parallel:
+    //   h[t] = act(z[t]),  z[t] = x[t] W_ih^T + b + h_prev W_hh^T
+    //   dz[t] = (dh[t] + dz[next] W_hh) * act'(h[t]);   dh0 = dz[first] W_hh
+    const Split slices = batch_slices<F>(B);
+    parallel_for(static_cast<int>(slices.parts), [&](int i) {
+        const std::int64_t b0 = slices.begin(i), n = slices.end(i) - b0;
+        if (n > 0)
+            k.backward_loop(act, reverse, T, n, H, h + b0 * ldh, ldh, B * ldh, dh + b0 * lddh, lddh,
+                            B * lddh, dh_n ? dh_n + b0 * H : nullptr, work, dz + b0 * lddz, lddz,
+                            B * lddz, dh0 + b0 * H);
+    });
+
+    // Sums over all steps at once, each split by output rows across the threads:
+    //   dW_ih += dz^T x;  dW_hh += dz^T h_prev;  db_ih += sum dz;  db_hh += sum dz;  dx = dz W_ih
+    // h_prev of the steps after the first is h shifted one step back (forward direction) or
+    // ahead (reverse); the first step's h_prev is h0 (no term when h0 is zero).
+    const std::int64_t first = reverse ? T - 1 : 0;
+    const F* dz_rest = reverse ? dz : dz + B * lddz;
+    const F* h_prev = reverse ? h + B * ldh : h;
+    const int parts = std::max(1, std::min(get_num_threads(), 64));
+    // Split points at multiples of 48: OpenBLAS's sgemm gives bitwise the same sums for a block of
+    // rows as for the whole only when the block starts at a multiple of its unroll (12 for the
+    // Haswell kernel; 48 also covers 16 and 24), which keeps results independent of the thread count.
+    const Split hidden{H, parts, 48}, all_rows{rows, parts, 48};
+    parallel_for(parts, [&](int i) {
+        const std::int64_t j0 = hidden.begin(i), nj = hidden.end(i) - j0;
+        if (nj > 0) {
+            blas::gemm<F>(Op::T, Op::N, nj, I, rows, F(1), dz + j0, lddz, x, ldx, F(1), dW_ih + j0 * I, I);
+            blas::gemm<F>(Op::T, Op::N, nj, H, rows - B, F(1), dz_rest + j0, lddz, h_prev, ldh, F(1), dW_hh + j0 * H, H);
+            if (h0)
+                blas::gemm<F>(Op::T, Op::N, nj, H, B, F(1), dz + first * B * lddz + j0, lddz, h0, H, F(1), dW_hh + j0 * H, H);
+            if (db_ih) {
+                ew.add_column_sums(rows, nj, dz + j0, lddz, db_ih + j0);
+                ew.add_column_sums(rows, nj, dz + j0, lddz, db_hh + j0);
+            }
+        }
+        const std::int64_t r0 = all_rows.begin(i), nr = all_rows.end(i) - r0;
+        blas::gemm<F>(Op::N, Op::N, nr, I, H, F(1), dz + r0 * lddz, lddz, W_ih, I, accumulate_dx ? F(1) : F(0), dx + r0 * lddx, lddx);
+    });
 }
 
-template void rnn_forward<float>(const Dims&, Activation, bool, const float*, std::int64_t, const float*,
-                                 const float*, const float*, const float*, const float*, float*, std::int64_t);
-template void rnn_forward<double>(const Dims&, Activation, bool, const double*, std::int64_t, const double*,
-                                  const double*, const double*, const double*, const double*, double*, std::int64_t);
-template void rnn_backward<float>(const Dims&, Activation, bool, const float*, std::int64_t, const float*,
-                                  const float*, const float*, const float*, std::int64_t, const float*,
-                                  std::int64_t, const float*, float*, std::int64_t, float*, std::int64_t, bool,
-                                  float*, float*, float*, float*, float*, float*);
-template void rnn_backward<double>(const Dims&, Activation, bool, const double*, std::int64_t, const double*,
-                                   const double*, const double*, const double*, std::int64_t, const double*,
-                                   std::int64_t, const double*, double*, std::int64_t, double*, std::int64_t, bool,
-                                   double*, double*, double*, double*, double*, double*);
-
-void set_num_threads(int n) { blas::set_num_threads(n); }
-int get_num_threads() { return blas::get_num_threads(); }
+#define RNNCORE_INSTANTIATE(F)                                                                          \
+    template std::int64_t rnn_forward_workspace_size<F>(const Dims&);                                   \
+    template std::int64_t rnn_backward_workspace_size<F>(const Dims&);                                  \
+    template void rnn_forward<F>(const Dims&, Activation, bool, const F*, std::int64_t, const F*,       \
+                                 const F*, const F*, const F*, const F*, F*, std::int64_t, F*);         \
+    template void rnn_backward<F>(const Dims&, Activation, bool, const F*, std::int64_t, const F*,      \
+                                  const F*, const F*, const F*, std::int64_t, const F*, std::int64_t,   \
+                                  const F*, F*, std::int64_t, F*, std::int64_t, bool, F*, F*, F*, F*,   \
+                                  F*, F*);
+RNNCORE_INSTANTIATE(float)
+RNNCORE_INSTANTIATE(double)
+#undef RNNCORE_INSTANTIATE
 
 }  // namespace rnncore

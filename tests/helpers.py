@@ -54,6 +54,7 @@ def run_rnncore(rnn, x, h0=None, grad_output=None, grad_h_n=None):
 
 def run_reference(params, x, h0, grad_output, grad_h_n, num_layers=1, nonlinearity="tanh",
                   bidirectional=False, batch_first=False, **_):
+    """The reference's five results for rnncore-style options (bias follows the params' keys)."""
     return reference_rnn(x, h0, params, grad_output, grad_h_n, num_layers=num_layers,
                          nonlinearity=nonlinearity, bidirectional=bidirectional,
                          batch_first=batch_first)
@@ -63,10 +64,12 @@ def make_torch_rnn(state_dict, input_size, hidden_size, dtype, dropout=0.0, **op
     """torch.nn.RNN with the given options, loaded from a dict of numpy arrays."""
     import torch
 
+    torch.set_num_threads(1)  # these shapes are tiny; threads only contend on a shared machine
     options.pop("unbatched", None)
     torch_dtype = torch.float32 if np.dtype(dtype) == np.float32 else torch.float64
     rnn = torch.nn.RNN(input_size, hidden_size, dropout=dropout, dtype=torch_dtype, **options)
-    rnn.load_state_dict({k: torch.from_numpy(np.array(v, dtype=dtype)) for k, v in state_dict.items()})
+    rnn.load_state_dict({k: torch.from_numpy(np.array(v, dtype=dtype))
+                         for k, v in state_dict.items()})
     return rnn
 
 

@@ -39,11 +39,17 @@ def test_matches_reference(num_layers, bidirectional, batch_first, unbatched, no
                             unbatched=unbatched, give_h0=give_h0, give_grad_h_n=give_grad_h_n)
 
 
-@pytest.mark.parametrize("T, B", [(1, 1), (1, 3), (7, 1)])
-def test_single_step_and_single_sequence(T, B):
-    opts = dict(num_layers=2, nonlinearity="tanh", bias=True, batch_first=False,
+# One step, one sequence, and sizes around SIMD widths (4/8/16 lanes): below one vector, a
+# vector plus a tail, several vectors.
+@pytest.mark.parametrize("T, B, input_size, hidden_size", [
+    (1, 3, 4, 5), (7, 1, 4, 5), (1, 1, 1, 1), (3, 2, 7, 9), (4, 5, 17, 17), (2, 3, 33, 31),
+    (2, 1, 8, 65)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+def test_sizes(T, B, input_size, hidden_size, nonlinearity, dtype):
+    opts = dict(num_layers=2, nonlinearity=nonlinearity, bias=True, batch_first=False,
                 bidirectional=True)
-    check_against_reference(opts, np.float64, T=T, B=B, input_size=I, hidden_size=H)
+    check_against_reference(opts, dtype, T, B, input_size, hidden_size)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -53,10 +59,11 @@ def test_larger_shape(nonlinearity, dtype):
                 bidirectional=True)
     # float32 weight gradients here sum T*B = 160 products per entry; measured with torch's float32
     # RNN the error reaches 3.6e-6 beyond rtol * |want|, so float32 tolerances are 4x the default.
-    check_against_reference(opts, dtype, T=20, B=8, input_size=16, hidden_size=32, scale=4.0)
+    scale = 4.0 if dtype == np.float32 else 1.0
+    check_against_reference(opts, dtype, T=20, B=8, input_size=16, hidden_size=32, scale=scale)
 
 
-# Inputs that are not C-contiguous, own no data or cannot be written must give the same results.
+# Inputs that are not C-contiguous or not writeable must give the same results and stay unchanged.
 def fortran_order(a):
     return np.asfortranarray(a)
 
@@ -77,7 +84,14 @@ def read_only(a):
     return a
 
 
-@pytest.mark.parametrize("view", [fortran_order, negative_strides, every_other_element, read_only])
+def unaligned(a):
+    u = np.zeros(a.nbytes + 1, np.uint8)[1:].view(a.dtype).reshape(a.shape)
+    u[...] = a
+    return u
+
+
+@pytest.mark.parametrize("view", [fortran_order, negative_strides, every_other_element, read_only,
+                                  unaligned])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_input_memory_layouts(view, dtype):
     opts = dict(num_layers=2, nonlinearity="tanh", bias=True, batch_first=True,
@@ -85,7 +99,7 @@ def test_input_memory_layouts(view, dtype):
     rnn = rnncore.RNN(I, H, **opts, dtype=dtype, seed=0)
     data = make_data(np.random.default_rng(1), 6, 3, I, H, dtype=dtype, **opts)
     views = [view(a) for a in data]
-    assert all(not v.flags.c_contiguous or not v.flags.writeable for v in views)
+    assert not any(v.flags.c_contiguous and v.flags.writeable and v.flags.aligned for v in views)
     got = run_rnncore(rnn, *views)
     assert_results_close(got, run_reference(rnn.parameters(), *data, **opts), dtype)
     for v, a in zip(views, data):  # the inputs are left alone
@@ -99,3 +113,17 @@ def test_parameters_loaded_in_fortran_order():
     rnn.load_state_dict(state)
     data = make_data(np.random.default_rng(1), 6, 3, I, H, **opts)
     assert_results_close(run_rnncore(rnn, *data), run_reference(state, *data, **opts), np.float64)
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_empty_batch(batch_first):
+    """torch.nn.RNN accepts B = 0 and returns empty results; so must rnncore."""
+    opts = dict(num_layers=2, nonlinearity="tanh", bias=True, batch_first=batch_first,
+                bidirectional=True)
+    rnn = rnncore.RNN(I, H, **opts, dtype=np.float64, seed=0)
+    x, h0, grad_output, grad_h_n = make_data(np.random.default_rng(1), 5, 0, I, H, **opts)
+    output, h_n = rnn(x, h0)
+    assert output.shape == grad_output.shape and h_n.shape == h0.shape
+    grad_x, grad_h0 = rnn.backward(grad_output, grad_h_n)
+    assert grad_x.shape == x.shape and grad_h0.shape == h0.shape
+    assert all(not g.any() for g in rnn.grads.values())

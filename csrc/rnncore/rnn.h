@@ -34,14 +34,20 @@ struct Dims {
 //   W_ih: [H,I]; W_hh: [H,H]; b_ih, b_hh: [H] each, or both nullptr (no bias).
 //   h:    [T,B,H] row stride ldh; written with every h_t. It is also all the state the backward
 //         needs (act'(z) is recovered from h), so nothing else is stored.
-// h must not overlap x, h0 or the weights.
+//   work: rnn_forward_workspace_size<F>(d) elements of scratch (the packed weights).
+// h must not overlap x, h0 or the weights. Each step computes x_t W_ih^T and h_{t-1} W_hh^T in
+// one pass of a micro-kernel over [W_ih | W_hh] packed once per call, then the activation while
+// the step's block is in cache. Batch slices run on get_num_threads() threads.
 template <typename F>
 void rnn_forward(const Dims& d, Activation act, bool reverse,
                  const F* x, std::int64_t ldx, const F* h0,
                  const F* W_ih, const F* W_hh, const F* b_ih, const F* b_hh,
-                 F* h, std::int64_t ldh);
+                 F* h, std::int64_t ldh, F* work);
 
-// Scratch the backward needs: elements of F.
+// Scratch sizes, in elements of F.
+template <typename F>
+std::int64_t rnn_forward_workspace_size(const Dims& d);
+template <typename F>
 std::int64_t rnn_backward_workspace_size(const Dims& d);
 
 // Backward (BPTT) through one rnn_forward call with the same d, act, reverse, x, h0, weights, h.
@@ -55,7 +61,10 @@ std::int64_t rnn_backward_workspace_size(const Dims& d);
 //   dh0:  [B,H] contiguous; written (the gradient w.r.t. h0, also when h0 was nullptr).
 //   dW_ih [H,I], dW_hh [H,H], db_ih [H], db_hh [H]: accumulated (like torch's .grad);
 //         db_* are nullptr when the layer has no bias.
-//   work: rnn_backward_workspace_size(d) elements of scratch.
+//   work: rnn_backward_workspace_size<F>(d) elements of scratch (the packed W_hh).
+// The time loop runs batch slices on get_num_threads() threads; the weight, bias and input
+// gradients are then each one GEMM (or reduction) over all T*B rows, split across the threads by
+// output rows. Results do not depend on the thread count.
 template <typename F>
 void rnn_backward(const Dims& d, Activation act, bool reverse,
                   const F* x, std::int64_t ldx, const F* h0,
@@ -66,9 +75,5 @@ void rnn_backward(const Dims& d, Activation act, bool reverse,
                   F* dx, std::int64_t lddx, bool accumulate_dx, F* dh0,
                   F* dW_ih, F* dW_hh, F* db_ih, F* db_hh,
                   F* work);
-
-// Threads used by the BLAS calls (OpenBLAS's global setting).
-void set_num_threads(int n);
-int get_num_threads();
 
 }  // namespace rnncore

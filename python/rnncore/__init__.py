@@ -4,6 +4,11 @@
     >>> rnn = rnncore.RNN(8, 16, num_layers=2, seed=0)
     >>> output, h_n = rnn(np.zeros((5, 3, 8), np.float32))   # (T, B, I) -> (T, B, H), (L, B, H)
     >>> grad_x, grad_h0 = rnn.backward(np.ones_like(output))
+
+A trainable sequence model (RNN + per-step MLP head), its losses, optimizers and training loop:
+
+    >>> model = rnncore.RNNModel(1, 32, 1, head=(16,), seed=0)
+    >>> history = rnncore.fit(model, X, Y, loss="mse", epochs=20, tbptt=50)   # X (T, N, 1)
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -11,13 +16,17 @@ from importlib.metadata import PackageNotFoundError, version
 # Loads libscipy_openblas.so (RTLD_GLOBAL) so that _core finds its BLAS whatever the rpath says.
 import scipy_openblas32  # noqa: F401
 
-from . import _core
+from . import _core, losses, optim
+from .model import RNNModel
 from .rnn import RNN
+from .sampling import one_hot, sample
 from .threads import get_num_threads, set_num_threads
+from .training import clip_grad_norm, fit
 
 try:
     __version__ = version("rnncore")
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0+unknown"
 
-__all__ = ["RNN", "get_num_threads", "set_num_threads", "__version__"]
+__all__ = ["RNN", "RNNModel", "losses", "optim", "fit", "clip_grad_norm", "sample", "one_hot",
+           "get_num_threads", "set_num_threads", "__version__"]

@@ -1,0 +1,15 @@
+"""Forward and training-step time of rnncore against a numpy loop and torch.nn.RNN (if installed),
+same inputs, results checked before timing. Same as `rnncore bench`; see `--help`.
+
+    python bench/bench_rnn.py --shapes S2 --threads 1 2
+"""
+
+import argparse
+import sys
+
+from rnncore import benchmark
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    benchmark.add_arguments(parser)
+    sys.exit(benchmark.run(parser.parse_args()))

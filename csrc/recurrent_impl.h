@@ -1,0 +1,248 @@
+// The time loops of the forward and backward passes for one slice of the batch, built on a
+// register-blocked micro-kernel over weights packed once per call. Compiled once per instruction
+// set (recurrent_baseline.cpp, recurrent_avx2.cpp); everything here has internal linkage.
+//
+// GEMM blocking: C[rows, H] = A[rows, K] @ Wp[K, H] where Wp is packed in panels of NR columns,
+// each panel K rows of NR contiguous values (zero-padded past H). A micro-tile computes ROWS <= MR
+// rows by one panel, NR/2-wide vectors, 2*ROWS accumulators in registers, k in order: each output
+// element sums over k in the same order whatever tile it falls in, and tiles always start at
+// rows that are multiples of MR, so results do not depend on how the batch is split in threads.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#include "elementwise_impl.h"
+#include "rnncore/recurrent.h"
+
+namespace rnncore {
+namespace {
+
+template <typename F>
+struct VecOf;
+template <>
+struct VecOf<float> {
+    typedef float type __attribute__((vector_size(32)));  // 8 lanes
+};
+template <>
+struct VecOf<double> {
+    typedef double type __attribute__((vector_size(32)));  // 4 lanes
+};
+
+template <typename F>
+using Vec = typename VecOf<F>::type;
+template <typename F>
+constexpr int kLanes = static_cast<int>(32 / sizeof(F));
+template <typename F>
+constexpr int kNR = 2 * kLanes<F>;  // columns per panel: two vectors
+constexpr int kMR = RecurrentKernels<float>::MR;  // rows per full micro-tile (6: 12 accumulators)
+
+template <typename F>
+inline Vec<F> load(const F* p) {
+    Vec<F> v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+template <typename F>
+inline void store(F* p, Vec<F> v) {
+    std::memcpy(p, &v, sizeof v);
+}
+// One broadcast instruction (a loop over lanes or `Vec{} + s` compile to more).
+inline Vec<float> splat(float s) { return Vec<float>{s, s, s, s, s, s, s, s}; }
+inline Vec<double> splat(double s) { return Vec<double>{s, s, s, s}; }
+
+// Pack columns of a [K, N] operand given as op(W) into panels of kNR columns.
+// get(k, n) returns op(W)[k, n]; n >= N is zero padding.
+template <typename F, typename Get>
+void pack_panels(std::int64_t K, std::int64_t N, Get get, F* out) {
+    const int NR = kNR<F>;
+    for (std::int64_t n0 = 0; n0 < N; n0 += NR)
+        for (std::int64_t k = 0; k < K; ++k)
+            for (int j = 0; j < NR; ++j) *out++ = n0 + j < N ? get(k, n0 + j) : F(0);
+}
+
+template <typename F>
+void pack_forward(std::int64_t I, std::int64_t H, const F* W_ih, const F* W_hh, const F* b_ih,
+                  const F* b_hh, F* packed) {
+    // op(W)[k, n] = [W_ih | W_hh]^T: rows 0..I-1 multiply x_t, rows I..I+H-1 multiply h_prev.
+    pack_panels<F>(I + H, H, [&](std::int64_t k, std::int64_t n) {
+        return k < I ? W_ih[n * I + k] : W_hh[n * H + (k - I)];
+    }, packed);
+    // After the panels: the summed bias, one padded row of kNR per panel.
+    F* bias = packed + panel_count<F>(H) * kNR<F> * (I + H);
+    for (std::int64_t n = 0; n < panel_count<F>(H) * kNR<F>; ++n)
+        bias[n] = (b_ih && n < H) ? b_ih[n] + b_hh[n] : F(0);
+}
+
+template <typename F>
+void pack_backward(std::int64_t H, const F* W_hh, F* packed) {
+    pack_panels<F>(H, H, [&](std::int64_t k, std::int64_t n) { return W_hh[k * H + n]; }, packed);
+}
+
+// acc[r] += A[r, 0:K] @ panel[0:K, :] for ROWS rows of A (row stride lda); panel advances by K rows.
+template <typename F, int ROWS>
+inline const F* accumulate(Vec<F> (&acc)[ROWS][2], std::int64_t K, const F* A, std::int64_t lda,
+                           const F* panel) {
+    for (std::int64_t k = 0; k < K; ++k, panel += kNR<F>) {
+        const Vec<F> b0 = load(panel), b1 = load(panel + kLanes<F>);
+#pragma GCC unroll 6
+        for (int r = 0; r < ROWS; ++r) {
+            const Vec<F> a = splat(A[r * lda + k]);
+            acc[r][0] += a * b0;
+            acc[r][1] += a * b1;
+        }
+    }
+    return panel;
+}
+
+// Write a tile's ncols <= kNR columns through `emit(row, col0, lanes-vector)`; partial panels
+// go through a small buffer.
+template <typename F, int ROWS, typename Emit>
+inline void emit_tile(Vec<F> (&acc)[ROWS][2], int ncols, Emit emit) {
+    for (int r = 0; r < ROWS; ++r) {
+        if (ncols == kNR<F>) {
+            emit(r, 0, acc[r][0], kLanes<F>);
+            emit(r, kLanes<F>, acc[r][1], kLanes<F>);
+        } else {
+            emit(r, 0, acc[r][0], ncols < kLanes<F> ? ncols : kLanes<F>);
+            if (ncols > kLanes<F>) emit(r, kLanes<F>, acc[r][1], ncols - kLanes<F>);
+        }
+    }
+}
+
+// Store `n` lanes of v at p (all of them when n == lanes).
+template <typename F>
+inline void store_n(F* p, Vec<F> v, int n) {
+    if (n == kLanes<F>) return store(p, v);
+    F tmp[kLanes<F>];
+    store(tmp, v);
+    for (int i = 0; i < n; ++i) p[i] = tmp[i];
+}
+template <typename F>
+inline Vec<F> load_n(const F* p, int n) {
+    if (n == kLanes<F>) return load(p);
+    F tmp[kLanes<F>] = {};
+    for (int i = 0; i < n; ++i) tmp[i] = p[i];
+    return load(tmp);
+}
+
+// Forward tile: z[r, cols] = bias + x[r] @ W_ih^T + h_prev[r] @ W_hh^T (pre-activation).
+template <typename F, int ROWS>
+void forward_tile(std::int64_t I, std::int64_t Hk, const F* x, std::int64_t ldx, const F* hp,
+                  std::int64_t ldhp, const F* panel, const F* bias, F* z, std::int64_t ldz,
+                  int ncols) {
+    Vec<F> acc[ROWS][2];
+    const Vec<F> b0 = load(bias), b1 = load(bias + kLanes<F>);
+    for (int r = 0; r < ROWS; ++r) acc[r][0] = b0, acc[r][1] = b1;
+    panel = accumulate<F, ROWS>(acc, I, x, ldx, panel);
+    accumulate<F, ROWS>(acc, Hk, hp, ldhp, panel);
+    emit_tile<F, ROWS>(acc, ncols, [&](int r, int c, Vec<F> v, int n) { store_n(z + r * ldz + c, v, n); });
+}
+
+// Backward tile: g = dz[r] @ W_hh (the gradient into the previous state), then either
+//   dz_prev[r] = (dh_prev[r] + g) * act'(h_prev[r])   (fused; dz_prev may alias dh_prev), or
+//   out[r] = g                                          (dh0, when dh_prev is nullptr).
+template <typename F, int ROWS>
+void backward_tile(Activation act, std::int64_t H, const F* dz, std::int64_t lddz, const F* panel,
+                   const F* dh_prev, std::int64_t lddh, const F* h_prev, std::int64_t ldh,
+                   F* out, std::int64_t ldo, int ncols) {
+    Vec<F> acc[ROWS][2];
+    for (int r = 0; r < ROWS; ++r) acc[r][0] = acc[r][1] = Vec<F>{};
+    accumulate<F, ROWS>(acc, H, dz, lddz, panel);
+    if (!dh_prev) {
+        emit_tile<F, ROWS>(acc, ncols, [&](int r, int c, Vec<F> v, int n) { store_n(out + r * ldo + c, v, n); });
+        return;
+    }
+    emit_tile<F, ROWS>(acc, ncols, [&](int r, int c, Vec<F> g, int n) {
+        const Vec<F> h = load_n(h_prev + r * ldh + c, n);
+        const Vec<F> dh = load_n(dh_prev + r * lddh + c, n) + g;
+        // forward: h = tanh(z) -> dz = dh * (1 - h^2);  h = relu(z) -> dz = dh * (h > 0)
+        const Vec<F> dz_prev = act == Activation::Tanh ? dh * (splat(F(1)) - h * h)
+                                                       : (h <= splat(F(0)) ? splat(F(0)) : dh);
+        store_n(out + r * ldo + c, dz_prev, n);
+    });
+}
+
+template <typename F>
+void forward_loop(Activation act, bool reverse, std::int64_t T, std::int64_t rows, std::int64_t I,
+                  std::int64_t H, const F* x, std::int64_t ldx, std::int64_t x_step, const F* h0,
+                  const F* packed, F* h, std::int64_t ldh, std::int64_t h_step) {
+    const int NR = kNR<F>;
+    const std::int64_t panels = panel_count<F>(H);
+    const F* bias = packed + panels * NR * (I + H);
+    for (std::int64_t s = 0; s < T; ++s) {
+        const std::int64_t t = reverse ? T - 1 - s : s;
+        const F* xt = x + t * x_step;
+        const F* hp = s == 0 ? h0 : h + (reverse ? t + 1 : t - 1) * h_step;
+        const std::int64_t ldhp = s == 0 ? H : ldh, Hk = hp ? H : 0;
+        F* ht = h + t * h_step;
+        for (std::int64_t p = 0; p < panels; ++p) {
+            const F* panel = packed + p * NR * (I + H);
+            const int ncols = static_cast<int>(H - p * NR < NR ? H - p * NR : NR);
+            for (std::int64_t r0 = 0; r0 < rows; r0 += kMR) {
+                const F* xr = xt + r0 * ldx;
+                const F* hr = hp ? hp + r0 * ldhp : nullptr;
+                F* zr = ht + r0 * ldh + p * NR;
+                switch (rows - r0 < kMR ? rows - r0 : kMR) {
+                    case 1: forward_tile<F, 1>(I, Hk, xr, ldx, hr, ldhp, panel, bias + p * NR, zr, ldh, ncols); break;
+                    case 2: forward_tile<F, 2>(I, Hk, xr, ldx, hr, ldhp, panel, bias + p * NR, zr, ldh, ncols); break;
+                    case 3: forward_tile<F, 3>(I, Hk, xr, ldx, hr, ldhp, panel, bias + p * NR, zr, ldh, ncols); break;
+                    case 4: forward_tile<F, 4>(I, Hk, xr, ldx, hr, ldhp, panel, bias + p * NR, zr, ldh, ncols); break;
+                    case 5: forward_tile<F, 5>(I, Hk, xr, ldx, hr, ldhp, panel, bias + p * NR, zr, ldh, ncols); break;
+                    default: forward_tile<F, kMR>(I, Hk, xr, ldx, hr, ldhp, panel, bias + p * NR, zr, ldh, ncols); break;
+                }
+            }
+        }
+        activate<F>(act, rows, H, ht, ldh);  // the step's block is still in cache
+    }
+}
+
+template <typename F>
+void backward_loop(Activation act, bool reverse, std::int64_t T, std::int64_t rows, std::int64_t H,
+                   const F* h, std::int64_t ldh, std::int64_t h_step,
+                   const F* dh, std::int64_t lddh, std::int64_t dh_step, const F* dh_n,
+                   const F* packed, F* dz, std::int64_t lddz, std::int64_t dz_step, F* dh0) {
+    const int NR = kNR<F>;
+    const std::int64_t panels = panel_count<F>(H);
+    auto at = [&](std::int64_t s) { return reverse ? T - 1 - s : s; };
+    // The last step in loop order: dz = (dh + dh_n) * act'(h).
+    const std::int64_t t_last = at(T - 1);
+    activation_grad<F>(act, rows, H, dh + t_last * dh_step, lddh, dh_n, h + t_last * h_step, ldh,
+                       dz + t_last * dz_step, lddz);
+    for (std::int64_t s = T - 1; s >= 0; --s) {
+        const F* dzt = dz + at(s) * dz_step;
+        // Into the previous step's dz (fused), or into dh0 after the first step.
+        const std::int64_t tp = s > 0 ? at(s - 1) : -1;
+        const F* dhp = tp >= 0 ? dh + tp * dh_step : nullptr;
+        const F* hp = tp >= 0 ? h + tp * h_step : nullptr;
+        F* out = tp >= 0 ? dz + tp * dz_step : dh0;
+        const std::int64_t ldo = tp >= 0 ? lddz : H;
+        for (std::int64_t p = 0; p < panels; ++p) {
+            const F* panel = packed + p * NR * H;
+            const int ncols = static_cast<int>(H - p * NR < NR ? H - p * NR : NR);
+            const std::int64_t c = p * NR;
+            for (std::int64_t r0 = 0; r0 < rows; r0 += kMR) {
+                const F* a = dzt + r0 * lddz;
+                const F* dhr = dhp ? dhp + r0 * lddh + c : nullptr;
+                const F* hr = hp ? hp + r0 * ldh + c : nullptr;
+                F* o = out + r0 * ldo + c;
+                switch (rows - r0 < kMR ? rows - r0 : kMR) {
+                    case 1: backward_tile<F, 1>(act, H, a, lddz, panel, dhr, lddh, hr, ldh, o, ldo, ncols); break;
+                    case 2: backward_tile<F, 2>(act, H, a, lddz, panel, dhr, lddh, hr, ldh, o, ldo, ncols); break;
+                    case 3: backward_tile<F, 3>(act, H, a, lddz, panel, dhr, lddh, hr, ldh, o, ldo, ncols); break;
+                    case 4: backward_tile<F, 4>(act, H, a, lddz, panel, dhr, lddh, hr, ldh, o, ldo, ncols); break;
+                    case 5: backward_tile<F, 5>(act, H, a, lddz, panel, dhr, lddh, hr, ldh, o, ldo, ncols); break;
+                    default: backward_tile<F, kMR>(act, H, a, lddz, panel, dhr, lddh, hr, ldh, o, ldo, ncols); break;
+                }
+            }
+        }
+    }
+}
+
+template <typename F>
+RecurrentKernels<F> make_recurrent_kernels(const char* isa) {
+    return {isa, pack_forward<F>, pack_backward<F>, forward_loop<F>, backward_loop<F>};
+}
+
+}  // namespace
+}  // namespace rnncore

@@ -1,0 +1,572 @@
+// The C++ test of the core, without a framework: the fast forward and backward against the naive
+// reference over every combination of options, the element-wise kernels of each instruction set
+// (against std::tanh and each other), and the argument checks. CHECK counts failures and prints
+// each one; main prints a one-line summary and returns nonzero if anything failed.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "reference.h"
+#include "rnncore/elementwise.h"
+#include "rnncore/recurrent.h"
+#include "rnncore/rnn.h"
+#include "rnncore/thread_pool.h"
+
+namespace rnncore {
+// Each instruction set's kernels (elementwise_*.cpp, recurrent_*.cpp).
+template <typename F>
+const ElementwiseKernels<F>& elementwise_baseline();
+template <typename F>
+const RecurrentKernels<F>& recurrent_baseline();
+#ifdef RNNCORE_HAVE_AVX2
+template <typename F>
+const ElementwiseKernels<F>& elementwise_avx2();
+template <typename F>
+const RecurrentKernels<F>& recurrent_avx2();
+#endif
+}  // namespace rnncore
+
+namespace {
+
+using namespace rnncore;
+using i64 = std::int64_t;
+
+int checks = 0, failures = 0;
+std::string context;  // what is under test, printed with each failure
+
+void check(bool ok, const char* what, const std::string& detail, int line) {
+    static std::map<int, int> failures_at;  // line -> count: print the first few of each
+    ++checks;
+    if (ok) return;
+    ++failures;
+    if (++failures_at[line] <= 5)
+        std::fprintf(stderr, "FAIL test_core.cpp:%d: %s %s [%s]\n", line, what, detail.c_str(),
+                     context.c_str());
+}
+#define CHECK(cond) check((cond), #cond, "", __LINE__)
+#define CHECK_MSG(cond, detail) check((cond), #cond, (detail), __LINE__)
+#define CHECK_EMPTY(error) \
+    do { const std::string e_ = (error); check(e_.empty(), #error, e_, __LINE__); } while (0)
+
+bool cpu_has_avx2_fma() {
+#ifdef RNNCORE_HAVE_AVX2
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return false;
+#endif
+}
+
+template <typename F>
+const char* type_name() { return sizeof(F) == 4 ? "float32" : "float64"; }
+
+template <typename F>
+const F nan = std::numeric_limits<F>::quiet_NaN();
+
+struct Rng {
+    std::mt19937_64 gen;
+    double uniform(double lo, double hi) { return std::uniform_real_distribution<double>(lo, hi)(gen); }
+};
+
+// A [rows, cols] window at column offset `off` in rows of stride ld. Everything starts NaN: an
+// output left unwritten, or padding read as input, shows up in the results.
+template <typename F>
+struct Mat {
+    i64 rows, cols, ld, off;
+    std::vector<F> buf;
+    Mat(i64 r, i64 c, i64 ld_ = 0, i64 off_ = 0)
+        : rows(r), cols(c), ld(ld_ ? ld_ : c), off(off_), buf(std::max<i64>(r, 1) * ld, nan<F>) {}
+    F* p() { return buf.data() + off; }
+    const F* p() const { return buf.data() + off; }
+    F at(i64 r, i64 j) const { return buf[r * ld + off + j]; }
+    bool in_window(i64 k) const { return k / ld < rows && k % ld >= off && k % ld < off + cols; }
+    void randomize(Rng& rng, double scale) {
+        for (i64 r = 0; r < rows; ++r)
+            for (i64 j = 0; j < cols; ++j) buf[r * ld + off + j] = F(rng.uniform(-scale, scale));
+    }
+};
+
+// "" when got's window matches want's and got's padding is still init's (bitwise); else the first
+// difference. |got - want| <= rtol * (|want| + max|want|): relative, except that sums which cancel
+// are judged on the array's scale.
+template <typename F>
+std::string compare(const char* name, const Mat<F>& got, const Mat<F>& want, const Mat<F>& init,
+                    double rtol) {
+    double scale = 0.0;
+    for (i64 r = 0; r < want.rows; ++r)
+        for (i64 j = 0; j < want.cols; ++j) scale = std::max(scale, std::fabs(double(want.at(r, j))));
+    for (i64 r = 0; r < got.rows; ++r)
+        for (i64 j = 0; j < got.cols; ++j) {
+            const double g = got.at(r, j), w = want.at(r, j);
+            if (!(std::fabs(g - w) <= rtol * (std::fabs(w) + scale)))
+                return std::string(name) + "[" + std::to_string(r) + "," + std::to_string(j) +
+                       "]: got " + std::to_string(g) + ", want " + std::to_string(w) +
+                       " (diff " + std::to_string(g - w) + ")";
+        }
+    for (std::size_t k = 0; k < got.buf.size(); ++k)
+        if (!got.in_window(i64(k)) && std::memcmp(&got.buf[k], &init.buf[k], sizeof(F)) != 0)
+            return std::string(name) + ": padding element " + std::to_string(k) + " was written";
+    return "";
+}
+
+// --- the fast path against the naive reference ---------------------------------------------------
+
+struct Case {
+    Dims d;
+    Activation act;
+    bool reverse, h0, bias, dh_n, strided, alias, accumulate_dx;
+};
+
+template <typename F>
+std::string describe(const Case& c) {
+    char s[256];
+    std::snprintf(s, sizeof s, "%s T=%lld B=%lld I=%lld H=%lld %s%s%s%s%s%s%s%s", type_name<F>(),
+                  (long long)c.d.T, (long long)c.d.B, (long long)c.d.I, (long long)c.d.H,
+                  c.act == Activation::Tanh ? "tanh" : "relu", c.reverse ? " reverse" : "",
+                  c.h0 ? " h0" : "", c.bias ? " bias" : "", c.dh_n ? " dh_n" : "",
+                  c.strided ? " strided" : "", c.alias ? " dz=dh" : "",
+                  c.accumulate_dx ? " accumulate_dx" : "");
+    return s;
+}
+
+// One case's inputs, and its outputs as they are before a call. Strided layouts: x with spare
+// columns; h and dh as one direction (columns H..2H) of a bidirectional [T,B,2H] output; dz and dx
+// inside wider rows at other offsets. Written outputs start NaN, accumulated ones random.
+template <typename F>
+struct Problem {
+    enum { DZ, DX, DH0, DW_IH, DW_HH, DB_IH, DB_HH };  // the backward's outputs, in init
+    Case c;
+    Rng rng;
+    Mat<F> x, h0, W_ih, W_hh, b_ih, b_hh, h_init, dh, dh_n;
+    std::vector<Mat<F>> init;
+
+    Problem(const Case& c_, std::uint64_t seed)
+        : c(c_), rng{std::mt19937_64(seed)},
+          x(c.d.T * c.d.B, c.d.I, c.strided ? c.d.I + 3 : c.d.I), h0(c.d.B, c.d.H),
+          W_ih(c.d.H, c.d.I), W_hh(c.d.H, c.d.H), b_ih(1, c.d.H), b_hh(1, c.d.H),
+          h_init(c.d.T * c.d.B, c.d.H, c.strided ? 2 * c.d.H : c.d.H, c.strided ? c.d.H : 0),
+          dh(h_init), dh_n(c.d.B, c.d.H) {
+        const i64 rows = c.d.T * c.d.B, I = c.d.I, H = c.d.H;
+        const double w = 1.0 / std::sqrt(double(H));  // torch's init range
+        x.randomize(rng, 1.0), h0.randomize(rng, 1.0), W_ih.randomize(rng, w), W_hh.randomize(rng, w);
+        b_ih.randomize(rng, w), b_hh.randomize(rng, w), dh.randomize(rng, 1.0), dh_n.randomize(rng, 1.0);
+        init = {c.alias ? dh : Mat<F>(rows, H, c.strided ? H + 5 : H, c.strided ? 2 : 0),
+                Mat<F>(rows, I, c.strided ? I + 2 : I, c.strided ? 1 : 0), Mat<F>(c.d.B, H),
+                Mat<F>(H, I), Mat<F>(H, H), Mat<F>(1, H), Mat<F>(1, H)};
+        if (c.accumulate_dx) init[DX].randomize(rng, 1.0);
+        for (int k = DW_IH; k <= DB_HH; ++k) init[k].randomize(rng, 1.0);
+    }
+    const F* h0p() const { return c.h0 ? h0.p() : nullptr; }
+    const F* bi() const { return c.bias ? b_ih.p() : nullptr; }
+    const F* bh() const { return c.bias ? b_hh.p() : nullptr; }
+
+    // h from rnn_forward or rnn_forward_naive.
+    template <typename Fn>
+    Mat<F> forward(Fn fn) const {
+        Mat<F> h = h_init;
+        std::vector<F> work(std::max<i64>(rnn_forward_workspace_size<F>(c.d), 1), nan<F>);
+        fn(c.d, c.act, c.reverse, x.p(), x.ld, h0p(), W_ih.p(), W_hh.p(), bi(), bh(), h.p(), h.ld,
+           work.data());
+        return h;
+    }
+    // The outputs (as init) of rnn_backward or rnn_backward_naive through h.
+    template <typename Fn>
+    std::vector<Mat<F>> backward(Fn fn, const Mat<F>& h) const {
+        std::vector<Mat<F>> g = init;
+        std::vector<F> work(std::max<i64>(rnn_backward_workspace_size<F>(c.d), 1), nan<F>);
+        F* dz = g[DZ].p();
+        const F* dhp = c.alias ? dz : dh.p();  // dh.ld == g[DZ].ld when they alias
+        fn(c.d, c.act, c.reverse, x.p(), x.ld, h0p(), W_ih.p(), W_hh.p(), h.p(), h.ld, dhp, dh.ld,
+           c.dh_n ? dh_n.p() : nullptr, dz, g[DZ].ld, g[DX].p(), g[DX].ld, c.accumulate_dx,
+           g[DH0].p(), g[DW_IH].p(), g[DW_HH].p(), c.bias ? g[DB_IH].p() : nullptr,
+           c.bias ? g[DB_HH].p() : nullptr, work.data());
+        return g;
+    }
+};
+
+const char* grad_names[] = {"dz", "dx", "dh0", "dW_ih", "dW_hh", "db_ih", "db_hh"};
+
+template <typename F>
+bool same_bits(const Mat<F>& a, const Mat<F>& b) {
+    return a.buf.size() == b.buf.size() &&
+           std::memcmp(a.buf.data(), b.buf.data(), a.buf.size() * sizeof(F)) == 0;
+}
+
+// rnn_forward and rnn_backward against the naive reference, on 1 and on 3 threads (which must
+// give the same bits).
+template <typename F>
+void test_against_naive(const Case& c, std::uint64_t seed, double rtol) {
+    const Problem<F> pb(c, seed);
+    set_num_threads(1);
+    const Mat<F> h_fast = pb.forward(rnn_forward<F>), h_ref = pb.forward(rnn_forward_naive<F>);
+    CHECK_EMPTY(compare("h", h_fast, h_ref, pb.h_init, rtol));
+    // Both backwards read h_ref, so relu's mask (h > 0) is the same on both sides.
+    const std::vector<Mat<F>> fast = pb.backward(rnn_backward<F>, h_ref),
+                              ref = pb.backward(rnn_backward_naive<F>, h_ref);
+    for (int k = 0; k < 7; ++k) CHECK_EMPTY(compare(grad_names[k], fast[k], ref[k], pb.init[k], rtol));
+
+    set_num_threads(3);
+    CHECK(same_bits(pb.forward(rnn_forward<F>), h_fast));
+    const std::vector<Mat<F>> fast3 = pb.backward(rnn_backward<F>, h_ref);
+    for (int k = 0; k < 7; ++k) CHECK_MSG(same_bits(fast3[k], fast[k]), grad_names[k]);
+}
+
+// One instruction set's time loops over the whole batch against the naive reference: h, and the
+// backward's dz and dh0.
+template <typename F>
+void test_recurrent(const RecurrentKernels<F>& k, const Case& c, std::uint64_t seed, double rtol) {
+    const Problem<F> pb(c, seed);
+    const Dims& d = c.d;
+    std::vector<F> packed(packed_forward_size<F>(d.I, d.H), nan<F>);
+    k.pack_forward(d.I, d.H, pb.W_ih.p(), pb.W_hh.p(), pb.bi(), pb.bh(), packed.data());
+    Mat<F> h = pb.h_init;
+    k.forward_loop(c.act, c.reverse, d.T, d.B, d.I, d.H, pb.x.p(), pb.x.ld, d.B * pb.x.ld, pb.h0p(),
+                   packed.data(), h.p(), h.ld, d.B * h.ld);
+    const Mat<F> h_ref = pb.forward(rnn_forward_naive<F>);
+    CHECK_EMPTY(compare("h", h, h_ref, pb.h_init, rtol));
+
+    using P = Problem<F>;
+    const std::vector<Mat<F>> ref = pb.backward(rnn_backward_naive<F>, h_ref);
+    std::vector<Mat<F>> g = pb.init;
+    packed.assign(packed_backward_size<F>(d.H), nan<F>);
+    k.pack_backward(d.H, pb.W_hh.p(), packed.data());
+    const F* dhp = c.alias ? g[P::DZ].p() : pb.dh.p();
+    k.backward_loop(c.act, c.reverse, d.T, d.B, d.H, h_ref.p(), h_ref.ld, d.B * h_ref.ld, dhp, pb.dh.ld,
+                    d.B * pb.dh.ld, c.dh_n ? pb.dh_n.p() : nullptr, packed.data(), g[P::DZ].p(),
+                    g[P::DZ].ld, d.B * g[P::DZ].ld, g[P::DH0].p());
+    CHECK_EMPTY(compare("dz", g[P::DZ], ref[P::DZ], pb.init[P::DZ], rtol));
+    CHECK_EMPTY(compare("dh0", g[P::DH0], ref[P::DH0], pb.init[P::DH0], rtol));
+}
+
+// Every combination of the options, on shapes with T = 1, B = 1, B = 0, T = 0, and one whose
+// batch and width leave partial micro-tiles and panels and split across threads.
+template <typename F>
+void test_rnn(double rtol) {
+    const Dims shapes[] = {{5, 3, 4, 6}, {7, 13, 19, 37}, {1, 3, 4, 6}, {5, 1, 4, 6}, {4, 0, 3, 5},
+                           {0, 3, 4, 6}};
+    std::uint64_t seed = 0;
+    for (const Dims& d : shapes)
+        for (int bits = 0; bits < 256; ++bits) {
+            auto on = [&](int i) { return ((bits >> i) & 1) != 0; };
+            const Case c{d, on(0) ? Activation::Relu : Activation::Tanh,
+                         on(1), on(2), on(3), on(4), on(5), on(6), on(7)};
+            context = describe<F>(c);
+            test_against_naive<F>(c, ++seed, rtol);
+        }
+}
+
+// Each instruction set's time loops, with the options they take, on partial tiles and panels.
+template <typename F>
+void test_recurrent_kernels(double rtol) {
+    std::uint64_t seed = 1000000;
+    std::vector<const RecurrentKernels<F>*> isas = {&recurrent_baseline<F>()};
+#ifdef RNNCORE_HAVE_AVX2
+    if (cpu_has_avx2_fma()) isas.push_back(&recurrent_avx2<F>());
+#endif
+    for (const RecurrentKernels<F>* k : isas)
+        for (int bits = 0; bits < 128; ++bits) {  // the time loops take no dx and accumulate nothing
+            auto on = [&](int i) { return ((bits >> i) & 1) != 0; };
+            const Case c{{6, 13, 7, 21}, on(0) ? Activation::Relu : Activation::Tanh,
+                         on(1), on(2), on(3), on(4), on(5), on(6), false};
+            context = std::string("recurrent ") + k->isa + " " + describe<F>(c);
+            test_recurrent<F>(*k, c, ++seed, rtol);
+        }
+}
+
+// --- the element-wise kernels --------------------------------------------------------------------
+
+// F's bit pattern mapped to an integer that counts ulps (both zeros are 0).
+template <typename F>
+i64 ordered(F v) {
+    using I = std::conditional_t<sizeof(F) == 4, std::int32_t, std::int64_t>;
+    I i;
+    std::memcpy(&i, &v, sizeof v);
+    return i < 0 ? i64(std::numeric_limits<I>::min()) - i : i64(i);
+}
+
+template <typename F>
+std::uint64_t ulps(F a, F b) {
+    if (std::isnan(a) || std::isnan(b)) return std::isnan(a) && std::isnan(b) ? 0 : UINT64_MAX;
+    const i64 ia = ordered(a), ib = ordered(b);
+    return ia > ib ? std::uint64_t(ia) - std::uint64_t(ib) : std::uint64_t(ib) - std::uint64_t(ia);
+}
+
+// std::tanh in a wider type, rounded to F: within half an ulp or so.
+template <typename F>
+F tanh_ref(F x) {
+    using Wide = std::conditional_t<sizeof(F) == 4, double, long double>;
+    return F(std::tanh(Wide(x)));
+}
+
+// Dense over every binade from subnormals to the largest finite value (strided bit patterns),
+// uniform over [-25, 25], and every value near the kernels' branch points; both signs.
+template <typename F>
+std::vector<F> tanh_samples() {
+    using U = std::conditional_t<sizeof(F) == 4, std::uint32_t, std::uint64_t>;
+    const F inf = std::numeric_limits<F>::infinity();
+    U inf_bits;
+    std::memcpy(&inf_bits, &inf, sizeof inf);
+    std::vector<F> xs;
+    for (U b = 0; b < inf_bits; b += inf_bits / 2000003) {
+        F v;
+        std::memcpy(&v, &b, sizeof v);
+        xs.push_back(v);
+    }
+    for (int i = -500000; i <= 500000; ++i) xs.push_back(F(i * 5e-5));
+    const double branch_points[] = {0.0004, 0.625, 7.90531110763549805, 9.1, 20.0};
+    for (double c : branch_points) {
+        F v = F(c);
+        for (int i = 0; i < 1000; ++i) v = std::nextafter(v, F(0));
+        for (int i = 0; i < 2000; ++i) xs.push_back(v = std::nextafter(v, inf));
+    }
+    const std::size_t n = xs.size();
+    for (std::size_t i = 0; i < n; ++i) xs.push_back(-xs[i]);
+    return xs;
+}
+
+template <typename F>
+void test_tanh(const ElementwiseKernels<F>& k, std::uint64_t max_ulps) {
+    context = std::string("tanh ") + type_name<F>() + " " + k.isa;
+    std::vector<F> xs = tanh_samples<F>(), y = xs;
+    k.activate(Activation::Tanh, 1, i64(y.size()), y.data(), i64(y.size()));
+    std::uint64_t worst = 0;
+    F worst_x = 0;
+    for (std::size_t i = 0; i < xs.size(); ++i) {
+        const std::uint64_t u = ulps(y[i], tanh_ref(xs[i]));
+        if (u > worst) worst = u, worst_x = xs[i];
+    }
+    char detail[128];
+    std::snprintf(detail, sizeof detail, "%llu ulps at x = %.17g", (unsigned long long)worst, double(worst_x));
+    CHECK_MSG(worst <= max_ulps, detail);
+    std::printf("tanh %s %s: max error %llu ulp over %zu values\n", type_name<F>(), k.isa,
+                (unsigned long long)worst, xs.size());
+
+    const F inf = std::numeric_limits<F>::infinity();
+    F special[] = {inf, -inf, nan<F>, F(0), F(-0.0)};
+    k.activate(Activation::Tanh, 1, 5, special, 5);
+    CHECK(special[0] == F(1));
+    CHECK(special[1] == F(-1));
+    CHECK(std::isnan(special[2]));
+    CHECK(special[3] == F(0) && special[4] == F(0));  // the sign of -0 is not asked for
+}
+
+// Each kernel against its formula, written out here in double.
+template <typename F>
+void test_kernels(const ElementwiseKernels<F>& k) {
+    context = std::string("element-wise ") + type_name<F>() + " " + k.isa;
+    const F inf = std::numeric_limits<F>::infinity();
+    F r[] = {nan<F>, -inf, inf, F(-1.5), F(0), F(2.5)};
+    k.activate(Activation::Relu, 1, 6, r, 6);
+    CHECK(std::isnan(r[0]));  // as torch.relu
+    CHECK(r[1] == F(0) && r[2] == inf && r[3] == F(0) && r[4] == F(0) && r[5] == F(2.5));
+
+    // 37 columns in rows of 41: a vector body, a remainder, and padding that must stay NaN.
+    const i64 rows = 5, cols = 37, ld = 41;
+    const double eps = std::numeric_limits<F>::epsilon();
+    Rng rng{std::mt19937_64(7)};
+    Mat<F> dh(rows, cols, ld), dnext(rows, cols), b1(1, cols), b2(1, cols);
+    dh.randomize(rng, 2.0), dnext.randomize(rng, 2.0), b1.randomize(rng, 1.0), b2.randomize(rng, 1.0);
+    for (Activation act : {Activation::Tanh, Activation::Relu}) {
+        Mat<F> h(rows, cols, ld);
+        h.randomize(rng, 1.0);  // in (-1, 1), as tanh's output; relu's act' only asks h > 0
+        for (int variant = 0; variant < 6; ++variant) {
+            const bool has_dh = variant % 3 != 0, alias = variant % 3 == 2, has_dnext = variant >= 3;
+            Mat<F> dz = alias ? dh : Mat<F>(rows, cols, ld);
+            k.activation_grad(act, rows, cols, has_dh ? (alias ? dz.p() : dh.p()) : nullptr, ld,
+                              has_dnext ? dnext.p() : nullptr, h.p(), ld, dz.p(), ld);
+            bool ok = true;
+            for (i64 i = 0; i < rows; ++i)
+                for (i64 j = 0; j < cols; ++j) {
+                    const double g = (has_dh ? double(dh.at(i, j)) : 0.0) +
+                                     (has_dnext ? double(dnext.at(i, j)) : 0.0);
+                    const double hv = h.at(i, j);
+                    const double want = act == Activation::Tanh ? g * (1.0 - hv * hv) : (hv > 0.0 ? g : 0.0);
+                    ok = ok && std::fabs(dz.at(i, j) - want) <= 4 * eps * (std::fabs(g) + std::fabs(want));
+                }
+            for (std::size_t i = 0; i < dz.buf.size(); ++i)
+                ok = ok && (dz.in_window(i64(i)) || std::isnan(dz.buf[i]));
+            context = std::string("activation_grad ") + type_name<F>() + " " + k.isa +
+                      (act == Activation::Tanh ? " tanh" : " relu") + " variant " + std::to_string(variant);
+            CHECK(ok);
+        }
+    }
+    context = std::string("element-wise ") + type_name<F>() + " " + k.isa;
+
+    Mat<F> out(rows, cols, ld);
+    k.fill_rows(rows, cols, b1.p(), b2.p(), out.p(), ld);
+    bool ok = true;
+    for (i64 i = 0; i < rows; ++i)
+        for (i64 j = 0; j < cols; ++j) ok = ok && out.at(i, j) == F(b1.at(0, j) + b2.at(0, j));
+    for (std::size_t i = 0; i < out.buf.size(); ++i) ok = ok && (out.in_window(i64(i)) || std::isnan(out.buf[i]));
+    CHECK(ok);
+
+    Mat<F> sums = b1;  // accumulated into, in row order: exact
+    k.add_column_sums(rows, cols, dh.p(), ld, sums.p());
+    ok = true;
+    for (i64 j = 0; j < cols; ++j) {
+        F want = b1.at(0, j);
+        for (i64 i = 0; i < rows; ++i) want += dh.at(i, j);
+        ok = ok && sums.at(0, j) == want;
+    }
+    CHECK(ok);
+}
+
+// The two instruction sets give the same results: bitwise, but for the last bits that FMA
+// contraction changes in tanh's polynomials and in 1 - h*h.
+template <typename F>
+void test_kernels_agree(const ElementwiseKernels<F>& a, const ElementwiseKernels<F>& b) {
+    context = std::string("baseline vs avx2 ") + type_name<F>();
+    const i64 rows = 7, cols = 45, ld = 48;
+    Rng rng{std::mt19937_64(11)};
+    Mat<F> z(rows, cols, ld), dh(rows, cols, ld), dnext(rows, cols), bias(1, cols);
+    z.randomize(rng, 12.0), dh.randomize(rng, 2.0), dnext.randomize(rng, 2.0), bias.randomize(rng, 1.0);
+    const double eps = std::numeric_limits<F>::epsilon();
+    for (Activation act : {Activation::Tanh, Activation::Relu}) {
+        Mat<F> ha = z, hb = z;
+        a.activate(act, rows, cols, ha.p(), ld);
+        b.activate(act, rows, cols, hb.p(), ld);
+        std::uint64_t worst = 0;
+        for (std::size_t i = 0; i < ha.buf.size(); ++i) worst = std::max(worst, ulps(ha.buf[i], hb.buf[i]));
+        CHECK_MSG(worst <= (act == Activation::Tanh ? 4u : 0u), std::to_string(worst) + " ulps");
+
+        Mat<F> dza(rows, cols, ld), dzb(rows, cols, ld);
+        a.activation_grad(act, rows, cols, dh.p(), ld, dnext.p(), ha.p(), ld, dza.p(), ld);
+        b.activation_grad(act, rows, cols, dh.p(), ld, dnext.p(), ha.p(), ld, dzb.p(), ld);
+        bool ok = true;
+        for (i64 i = 0; i < rows; ++i)
+            for (i64 j = 0; j < cols; ++j) {
+                const double g = std::fabs(double(dh.at(i, j)) + double(dnext.at(i, j)));
+                ok = ok && std::fabs(double(dza.at(i, j)) - double(dzb.at(i, j))) <= 4 * eps * g;
+            }
+        CHECK(ok);
+    }
+    Mat<F> fa(rows, cols, ld), fb(rows, cols, ld), sa = bias, sb = bias;
+    a.fill_rows(rows, cols, bias.p(), dnext.p(), fa.p(), ld);
+    b.fill_rows(rows, cols, bias.p(), dnext.p(), fb.p(), ld);
+    CHECK(std::memcmp(fa.buf.data(), fb.buf.data(), fa.buf.size() * sizeof(F)) == 0);
+    a.add_column_sums(rows, cols, dh.p(), ld, sa.p());
+    b.add_column_sums(rows, cols, dh.p(), ld, sb.p());
+    CHECK(std::memcmp(sa.buf.data(), sb.buf.data(), sa.buf.size() * sizeof(F)) == 0);
+}
+
+// tanh error limits in ulp: the baseline build rounds each step of the float32 rational without
+// FMA (measured worst 7 ulp over every float in [0, 12]); the AVX2 build fuses them (5 ulp).
+template <typename F>
+void test_elementwise(std::uint64_t baseline_max_ulps, std::uint64_t avx2_max_ulps) {
+    const ElementwiseKernels<F>& base = elementwise_baseline<F>();
+    context = "elementwise isa";
+    CHECK(std::strcmp(base.isa, "baseline") == 0);
+    CHECK(std::strcmp(elementwise<F>().isa, elementwise_isa()) == 0);
+    test_tanh(base, baseline_max_ulps);
+    test_kernels(base);
+#ifdef RNNCORE_HAVE_AVX2
+    if (cpu_has_avx2_fma()) {
+        const ElementwiseKernels<F>& avx2 = elementwise_avx2<F>();
+        test_tanh(avx2, avx2_max_ulps);
+        test_kernels(avx2);
+        test_kernels_agree(base, avx2);
+    } else {
+        std::printf("the CPU lacks AVX2+FMA: only the baseline kernels are tested\n");
+    }
+#endif
+}
+
+// --- argument checks -----------------------------------------------------------------------------
+
+// "" when fn returns normally.
+template <typename Fn>
+std::string throws_nothing(Fn fn) {
+    try {
+        fn();
+    } catch (const std::exception& e) {
+        return std::string("threw: ") + e.what();
+    }
+    return "";
+}
+
+// "" when fn throws std::invalid_argument whose message contains `mention`.
+template <typename Fn>
+std::string throws_invalid(Fn fn, const char* mention) {
+    try {
+        fn();
+    } catch (const std::invalid_argument& e) {
+        if (std::strstr(e.what(), mention)) return "";
+        return std::string("message \"") + e.what() + "\" does not mention \"" + mention + "\"";
+    } catch (const std::exception& e) {
+        return std::string("threw another type: ") + e.what();
+    }
+    return "did not throw";
+}
+
+void test_invalid_arguments() {
+    using F = double;
+    context = "invalid arguments";
+    const Dims ok{2, 2, 3, 4};
+    const i64 I = ok.I, H = ok.H;
+    // Every array is big enough for any of the strides below.
+    std::vector<F> x(64, 0.5), h0(64, 0.5), W_ih(64, 0.1), W_hh(64, 0.1), b(64, 0.1), h(64), dh(64, 1.0),
+        dz(64), dx(64), dh0(64), dW_ih(64, 0.0), dW_hh(64, 0.0), db_ih(64, 0.0), db_hh(64, 0.0), work(1024);
+    auto fwd = [&](Dims d, i64 ldx, i64 ldh, const F* b_ih, const F* b_hh) {
+        return [=, &x, &h0, &W_ih, &W_hh, &h, &work] {
+            rnn_forward<F>(d, Activation::Tanh, false, x.data(), ldx, h0.data(), W_ih.data(),
+                           W_hh.data(), b_ih, b_hh, h.data(), ldh, work.data());
+        };
+    };
+    auto bwd = [&](Dims d, i64 ldh, i64 lddh, i64 lddz, i64 lddx, bool alias, F* dbi, F* dbh) {
+        return [=, &x, &h0, &W_ih, &W_hh, &h, &dh, &dz, &dx, &dh0, &dW_ih, &dW_hh, &work] {
+            F* dzp = alias ? dh.data() : dz.data();
+            rnn_backward<F>(d, Activation::Tanh, false, x.data(), I, h0.data(), W_ih.data(), W_hh.data(),
+                            h.data(), ldh, dh.data(), lddh, nullptr, dzp, lddz, dx.data(), lddx, false,
+                            dh0.data(), dW_ih.data(), dW_hh.data(), dbi, dbh, work.data());
+        };
+    };
+    CHECK_EMPTY(throws_nothing(fwd(ok, I, H, b.data(), b.data())));
+    CHECK_EMPTY(throws_invalid(fwd(ok, I, H - 1, nullptr, nullptr), "ldh"));
+    CHECK_EMPTY(throws_invalid(fwd(ok, I - 1, H, nullptr, nullptr), "ldx"));
+    CHECK_EMPTY(throws_invalid(fwd({2, 2, 3, 0}, I, H, nullptr, nullptr), "H=0"));
+    CHECK_EMPTY(throws_invalid(fwd({2, 2, 0, 4}, I, H, nullptr, nullptr), "I=0"));
+    CHECK_EMPTY(throws_invalid(fwd({-1, 2, 3, 4}, I, H, nullptr, nullptr), "T=-1"));
+    CHECK_EMPTY(throws_invalid(fwd({2, -1, 3, 4}, I, H, nullptr, nullptr), "B=-1"));
+    CHECK_EMPTY(throws_invalid(fwd(ok, I, H, b.data(), nullptr), "b_ih"));
+    CHECK_EMPTY(throws_invalid(fwd(ok, I, H, nullptr, b.data()), "b_hh"));
+
+    CHECK_EMPTY(throws_nothing(bwd(ok, H, H, H, I, false, db_ih.data(), db_hh.data())));
+    CHECK_EMPTY(throws_nothing(bwd(ok, H, H, H, I, true, nullptr, nullptr)));
+    CHECK_EMPTY(throws_invalid(bwd(ok, H - 1, H, H, I, false, nullptr, nullptr), "ldh"));
+    CHECK_EMPTY(throws_invalid(bwd({2, 2, 3, 0}, H, H, H, I, false, nullptr, nullptr), "H=0"));
+    CHECK_EMPTY(throws_invalid(bwd(ok, H, H - 1, H, I, false, nullptr, nullptr), "lddh"));
+    CHECK_EMPTY(throws_invalid(bwd(ok, H, H, H - 1, I, false, nullptr, nullptr), "lddz"));
+    CHECK_EMPTY(throws_invalid(bwd(ok, H, H, H, I - 1, false, nullptr, nullptr), "lddx"));
+    CHECK_EMPTY(throws_invalid(bwd(ok, H, H, H + 1, I, true, nullptr, nullptr), "alias"));
+    CHECK_EMPTY(throws_invalid(bwd(ok, H, H, H, I, false, db_ih.data(), nullptr), "db_ih"));
+}
+
+}  // namespace
+
+int main() {
+    const int threads = get_num_threads();
+    try {
+        test_rnn<double>(1e-12);
+        test_rnn<float>(1e-5);
+        test_recurrent_kernels<double>(1e-12);
+        test_recurrent_kernels<float>(1e-5);
+        test_elementwise<double>(4, 4);
+        test_elementwise<float>(7, 5);
+        test_invalid_arguments();
+        set_num_threads(threads);
+    } catch (const std::exception& e) {
+        context = "uncaught exception";
+        check(false, e.what(), "", __LINE__);
+    }
+    std::printf("test_core: %d checks, %d failed\n", checks, failures);
+    return failures == 0 ? 0 : 1;
+}

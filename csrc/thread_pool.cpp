@@ -1,0 +1,148 @@
+#include "rnncore/thread_pool.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace rnncore {
+namespace {
+
+// One parallel_for call. It lives on the caller's stack until every task has run and no worker
+// holds it any more.
+struct Job {
+    const std::function<void(int)>* task = nullptr;
+    int n = 0;
+    std::atomic<int> next{0};
+    int pending = 0;         // tasks not finished (guarded by the pool's mutex)
+    int workers_inside = 0;  // workers that took a pointer to this job (guarded likewise)
+    std::exception_ptr error;
+};
+
+class ThreadPool {
+  public:
+    void resize(int n) {
+        std::lock_guard<std::mutex> busy(job_mutex_);
+        stop_workers();
+        size_ = n;
+    }
+    int size() const { return size_; }
+
+    void run(int n, const std::function<void(int)>& task) {
+        std::unique_lock<std::mutex> busy(job_mutex_, std::try_to_lock);
+        if (n <= 1 || size_ <= 1 || !busy.owns_lock()) {  // alone, or the pool is busy: run here
+            for (int i = 0; i < n; ++i) task(i);
+            return;
+        }
+        start_workers();
+        Job job;
+        job.task = &task;
+        job.n = job.pending = n;
+        {
+            std::lock_guard<std::mutex> lock(m_);
+            job_ = &job;
+            generation_.fetch_add(1, std::memory_order_release);
+        }
+        wake_.notify_all();
+        work_on(job);
+        std::unique_lock<std::mutex> lock(m_);
+        done_.wait(lock, [&] { return job.pending == 0 && job.workers_inside == 0; });
+        job_ = nullptr;
+        if (job.error) std::rethrow_exception(job.error);
+    }
+
+  private:
+    void work_on(Job& job) {
+        for (int i; (i = job.next.fetch_add(1)) < job.n;) {
+            std::exception_ptr error;
+            try {
+                (*job.task)(i);
+            } catch (...) {
+                error = std::current_exception();
+            }
+            std::lock_guard<std::mutex> lock(m_);
+            if (error && !job.error) job.error = error;
+            if (--job.pending == 0) done_.notify_all();
+        }
+    }
+
+    void worker_main() {
+        std::uint64_t seen = generation_.load(std::memory_order_acquire);
+        while (true) {
+            // Spin briefly first: a forward or backward runs its jobs back to back.
+            const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(100);
+            while (generation_.load(std::memory_order_acquire) == seen && !stop_.load() &&
+                   std::chrono::steady_clock::now() < until)
+                std::this_thread::yield();
+            Job* job;
+            {
+                std::unique_lock<std::mutex> lock(m_);
+                wake_.wait(lock, [&] { return stop_.load() || generation_.load() != seen; });
+                if (stop_.load()) return;
+                seen = generation_.load();
+                job = job_;
+                if (!job) continue;  // that job has already finished
+                ++job->workers_inside;
+            }
+            work_on(*job);
+            std::lock_guard<std::mutex> lock(m_);
+            if (--job->workers_inside == 0 && job->pending == 0) done_.notify_all();
+        }
+    }
+
+    void start_workers() {
+        if (owner_pid_ != getpid()) {  // a forked child: the parent's workers do not exist here
+            new std::vector<std::thread>(std::move(workers_));  // never join nor destroy them
+            workers_.clear();
+            owner_pid_ = getpid();
+        }
+        while (static_cast<int>(workers_.size()) < size_ - 1) workers_.emplace_back([this] { worker_main(); });
+    }
+
+    void stop_workers() {
+        if (owner_pid_ != getpid()) return start_workers();  // drops the parent's workers
+        stop_.store(true);
+        { std::lock_guard<std::mutex> lock(m_); }
+        wake_.notify_all();
+        for (auto& w : workers_) w.join();
+        workers_.clear();
+        stop_.store(false);
+    }
+
+    int size_ = std::thread::hardware_concurrency() ? static_cast<int>(std::thread::hardware_concurrency()) : 1;
+    pid_t owner_pid_ = getpid();
+    std::vector<std::thread> workers_;
+    std::mutex job_mutex_;  // held by the caller of run() for its whole job
+    std::mutex m_;          // guards job_ and the Job counters
+    std::condition_variable wake_, done_;
+    std::atomic<std::uint64_t> generation_{0};
+    std::atomic<bool> stop_{false};
+    Job* job_ = nullptr;
+};
+
+ThreadPool& pool() {
+    static ThreadPool* p = new ThreadPool;  // never destroyed: workers may outlive static destructors
+    return *p;
+}
+
+}  // namespace
+
+void set_num_threads(int n) {
+    if (n < 1 || n > 1024)
+        throw std::invalid_argument("set_num_threads: expected 1 <= n <= 1024, got " + std::to_string(n));
+    pool().resize(n);
+}
+
+int get_num_threads() { return pool().size(); }
+
+void parallel_for(int n, const std::function<void(int)>& task) { pool().run(n, task); }
+
+}  // namespace rnncore

@@ -1,0 +1,43 @@
+"""The `rnncore` command: `rnncore demo`, `rnncore bench`, `rnncore info` (also
+`python -m rnncore ...`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def info() -> int:
+    import numpy as np
+
+    import rnncore
+    from rnncore import _core
+
+    print(f"rnncore {rnncore.__version__}")
+    print(f"numpy {np.__version__}")
+    print(f"BLAS: scipy-openblas32, {_core.blas_config()}")
+    print(f"BLAS core type: {_core.blas_corename()}")
+    print(f"threads: {rnncore.get_num_threads()}")
+    print(f"element-wise kernels: {_core.simd_isa()}")
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="rnncore", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    from . import benchmark, demo
+
+    demo.add_arguments(sub.add_parser("demo", help="train a character language model and a "
+                                      "price forecaster in under a minute, offline"))
+    benchmark.add_arguments(sub.add_parser("bench", help="time rnncore against numpy and torch"))
+    sub.add_parser("info", help="versions, BLAS, threads and CPU dispatch")
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        return demo.run(args)
+    if args.command == "bench":
+        return benchmark.run(args)
+    return info()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""rnncore.RNNModel: an RNN followed by an MLP applied to every time step, y_t = MLP(h_t).
+
+Shape letters: T steps, B batch, I input, H hidden, D directions, O outputs. The head sees the
+RNN's time-major output (T, B, D*H) as T*B rows, so batch_first costs no extra copy.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from ._checks import as_real_array, check_positive_int
+from .head import ACTIVATIONS, MLPHead
+from .rnn import RNN, LoadResult
+
+
+class RNNModel:
+    """An :class:`rnncore.RNN` whose every output step goes through an MLP head.
+
+    ``y = model(x, h0=None)`` returns the per-step outputs: (T, B, O) for x (T, B, I), (B, T, O)
+    with ``batch_first``, (T, O) for unbatched x (T, I); the final RNN state is kept as
+    ``model.h_n`` (shaped as RNN's h_n), ready to be passed as h0 for the next chunk of a stream.
+    ``grad_x = model.backward(grad_y)`` backpropagates the latest forward, accumulates every
+    parameter gradient in ``model.grads`` and leaves the gradient w.r.t. h0 in ``model.grad_h0``.
+
+    ``head`` lists the hidden widths of the MLP (``()``: one Linear from D*H to O), with
+    `head_activation` ("relu", "tanh" or "sigmoid") between its layers. Parameter names are those
+    of a torch module with ``rnn = nn.RNN(...)`` and ``head = nn.Sequential(Linear, act, ...)``:
+    ``rnn.weight_ih_l0``, ..., ``head.0.weight``, ``head.0.bias``, ``head.2.weight``, ... so state
+    dicts move between the two unchanged. All weights come from one ``np.random.default_rng(seed)``:
+    the RNN's first (torch's init), then the head's (torch.nn.Linear's init).
+
+        >>> model = RNNModel(1, 32, 1, head=(16,), seed=0)
+        >>> y = model(np.zeros((50, 8, 1)))            # (T, B, I) -> (T, B, O)
+        >>> grad_x = model.backward(np.ones_like(y))   # gradients now in model.grads
+    """
+
+    def __init__(self, input_size, hidden_size, output_size, num_layers=1, head=(),
+                 head_activation="relu", nonlinearity="tanh", bidirectional=False,
+                 batch_first=False, dropout=0.0, dtype=np.float32, seed=None):
+        self.output_size = check_positive_int(output_size, "output_size")
+        if isinstance(head, (numbers.Integral, str)) or not hasattr(head, "__iter__"):
+            raise TypeError(f"head should be a sequence of hidden widths, got: {head!r}")
+        self.head_sizes = tuple(check_positive_int(w, "head width") for w in head)
+        if head_activation not in ACTIVATIONS:
+            raise ValueError(f"Unknown head_activation '{head_activation}'. Select from "
+                             f"{', '.join(repr(a) for a in ACTIVATIONS)}.")
+        self.head_activation = head_activation
+        rng = np.random.default_rng(seed)  # passing a Generator on hands over that very generator
+        self.rnn = RNN(input_size, hidden_size, num_layers, nonlinearity, batch_first=batch_first,
+                       dropout=dropout, bidirectional=bidirectional, dtype=dtype, seed=rng)
+        width = self.rnn.num_directions * self.rnn.hidden_size
+        self.head = MLPHead((width, *self.head_sizes, self.output_size), head_activation,
+                            self.rnn.dtype, rng)
+        self.h_n: np.ndarray | None = None
+        self.grad_h0: np.ndarray | None = None
+        self._y_shape: tuple | None = None
+
+    # ---- the RNN's settings, read-only ---------------------------------------------------------
+
+    input_size = property(lambda self: self.rnn.input_size)
+    hidden_size = property(lambda self: self.rnn.hidden_size)
+    num_layers = property(lambda self: self.rnn.num_layers)
+    nonlinearity = property(lambda self: self.rnn.nonlinearity)
+    bidirectional = property(lambda self: self.rnn.bidirectional)
+    num_directions = property(lambda self: self.rnn.num_directions)
+    batch_first = property(lambda self: self.rnn.batch_first)
+    dropout = property(lambda self: self.rnn.dropout)
+    dtype = property(lambda self: self.rnn.dtype)
+    training = property(lambda self: self.rnn.training)
+
+    def config(self) -> dict:
+        """The constructor arguments (without seed) as JSON-friendly values: what `save` records."""
+        return dict(input_size=self.input_size, hidden_size=self.hidden_size,
+                    output_size=self.output_size, num_layers=self.num_layers,
+                    head=list(self.head_sizes), head_activation=self.head_activation,
+                    nonlinearity=self.nonlinearity, bidirectional=self.bidirectional,
+                    batch_first=self.batch_first, dropout=self.dropout, dtype=self.dtype.name)
+
+    # ---- parameters ---------------------------------------------------------------------------
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        """The live parameter arrays by torch name (``rnn.*`` then ``head.*``); an optimizer
+        updates them in place."""
+        return {**{f"rnn.{k}": v for k, v in self.rnn.parameters().items()},
+                **{f"head.{k}": v for k, v in self.head.params.items()}}
+
+    @property
+    def grads(self) -> dict[str, np.ndarray]:
+        """Parameter gradients by name (the live arrays), accumulated by every `backward` until
+        `zero_grad`."""
+        return {**{f"rnn.{k}": v for k, v in self.rnn.grads.items()},
+                **{f"head.{k}": v for k, v in self.head.grads.items()}}
+
+    def zero_grad(self) -> None:
+        for g in self.grads.values():
+            g.fill(0)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of the parameters by name; torch's ``load_state_dict`` takes it after
+        ``torch.from_numpy`` on each value."""
+        return {name: p.copy() for name, p in self.parameters().items()}
+
+    def load_state_dict(self, state_dict, strict: bool = True) -> LoadResult:
+        """Copy parameters in from numpy arrays or anything ``np.asarray`` takes (torch tensors
+        too). All-or-nothing: if any entry is refused (ValueError), no parameter changes."""
+        params = self.parameters()
+        missing = [k for k in params if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in params]
+        if strict and (missing or unexpected):
+            raise ValueError(f"Error(s) in loading state_dict for {type(self).__name__}: "
+                             f"missing keys {missing}, unexpected keys {unexpected}")
+        staged = {}
+        for name in (k for k in params if k in state_dict):
+            value = as_real_array(state_dict[name], self.dtype, name)
+            if value.shape != params[name].shape:
+                raise ValueError(f"size mismatch for {name}: copying a param with shape "
+                                 f"{value.shape}, the shape in current model is "
+                                 f"{params[name].shape}")
+            staged[name] = value
+        for name, value in staged.items():
+            np.copyto(params[name], value)
+        return LoadResult(missing, unexpected)
+
+    def train(self, mode: bool = True) -> RNNModel:
+        """Training mode (dropout between RNN layers on) or, with mode=False, evaluation mode."""
+        self.rnn.train(mode)
+        return self
+
+    def eval(self) -> RNNModel:
+        return self.train(False)
+
+    # ---- forward and backward -----------------------------------------------------------------
+
+    def __call__(self, x, h0=None) -> np.ndarray:
+        return self.forward(x, h0)
+
+    def forward(self, x, h0=None) -> np.ndarray:
+        """Per-step outputs y for x (see the class docstring); sets ``model.h_n``."""
+        output, self.h_n = self.rnn(x, h0)
+        if self.batch_first and output.ndim == 3:
+            output = output.swapaxes(0, 1)  # back to the RNN's contiguous (T, B, D*H)
+        rows = self.head.forward(output.reshape(-1, output.shape[-1]))  # (T*B, O)
+        y = rows.reshape(*output.shape[:-1], self.output_size)
+        if self.batch_first and y.ndim == 3:
+            y = y.swapaxes(0, 1)
+        self._y_shape = y.shape
+        return y
+
+    def backward(self, grad_y, grad_h_n=None) -> np.ndarray:
+        """Backpropagate the latest forward: grad_y shaped like its y, grad_h_n (optional) like
+        ``h_n``. Adds to ``grads``, sets ``grad_h0`` (shaped like h0) and returns grad_x (shaped
+        like x)."""
+        if self._y_shape is None:
+            raise RuntimeError("backward() called before forward(): there is no sequence to "
+                               "backpropagate through")
+        dy = as_real_array(grad_y, self.dtype, "grad_y")
+        if dy.shape != self._y_shape:
+            raise ValueError(f"grad_y: expected shape {self._y_shape} (the latest output's), "
+                             f"got {dy.shape}")
+        if self.batch_first and dy.ndim == 3:
+            dy = dy.swapaxes(0, 1)
+        d_rows = self.head.backward(dy.reshape(-1, self.output_size))  # (T*B, D*H)
+        d_output = d_rows.reshape(*dy.shape[:-1], d_rows.shape[-1])
+        if self.batch_first and d_output.ndim == 3:
+            d_output = d_output.swapaxes(0, 1)
+        grad_x, self.grad_h0 = self.rnn.backward(d_output, grad_h_n)
+        return grad_x
+
+    # ---- saving -------------------------------------------------------------------------------
+
+    def save(self, path) -> None:
+        """Write the model to one .npz file at exactly `path`: format version, constructor
+        arguments and parameters, no pickle. Read it back with `RNNModel.load`."""
+        from .serialization import save_model
+
+        save_model(self, path)
+
+    @classmethod
+    def load(cls, path) -> RNNModel:
+        """A model read from a file written by `save` (in training mode, as a new model is).
+        Raises FileNotFoundError if there is no such file and ValueError if it is not a valid
+        rnncore model file (corrupt, truncated, foreign or of an unknown format version)."""
+        from .serialization import load_model
+
+        return load_model(path)
+
+    def __repr__(self) -> str:
+        opts = [f"{self.input_size}", f"{self.hidden_size}", f"{self.output_size}"]
+        cfg = {**self.config(), "head": self.head_sizes}
+        defaults = dict(num_layers=1, head=(), head_activation="relu", nonlinearity="tanh",
+                        bidirectional=False, batch_first=False, dropout=0.0, dtype="float32")
+        opts += [f"{k}={cfg[k]!r}" for k, v in defaults.items() if cfg[k] != v]
+        return f"RNNModel({', '.join(opts)})"

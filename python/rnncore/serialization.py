@@ -1,0 +1,91 @@
+"""RNNModel files: one uncompressed .npz archive (``np.savez``; read with allow_pickle=False).
+
+Entries:
+    format          str   "rnncore.RNNModel": says the file is ours
+    format_version  int   FORMAT_VERSION; a reader refuses versions it does not know
+    config          str   JSON of the constructor arguments (RNNModel.config())
+    param/<name>    array one per parameter, by its torch name (param/rnn.weight_ih_l0, ...)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+import numpy as np
+
+from .model import RNNModel
+
+FORMAT = "rnncore.RNNModel"
+FORMAT_VERSION = 1
+PARAM_PREFIX = "param/"
+
+
+def save_model(model: RNNModel, path) -> None:
+    """Write `model` to exactly `path` (no suffix added), replacing any file there only once the
+    new one is complete."""
+    path = os.fspath(path)
+    arrays = {"format": np.array(FORMAT), "format_version": np.array(FORMAT_VERSION),
+              "config": np.array(json.dumps(model.config()))}
+    arrays.update({PARAM_PREFIX + name: p for name, p in model.parameters().items()})
+    fd, tmp = tempfile.mkstemp(prefix=".rnncore-", suffix=".npz.tmp",
+                               dir=os.path.dirname(os.path.abspath(path)))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def load_model(path) -> RNNModel:
+    """The model saved at `path`. FileNotFoundError if there is no file; ValueError naming the
+    problem if it is not a complete rnncore model file of a version this code reads."""
+    path = os.fspath(path)
+    arrays = _read_npz(path)
+    if arrays.get("format") is None or arrays["format"].shape != () or \
+            str(arrays["format"]) != FORMAT:
+        raise ValueError(f"{path}: not an rnncore model file (an .npz archive without the "
+                         f"'format' entry {FORMAT!r}; its entries are {sorted(arrays)[:8]})")
+    try:
+        version = int(arrays["format_version"])
+        config = json.loads(str(arrays["config"]))
+        if not isinstance(config, dict):
+            raise TypeError(f"config is a JSON {type(config).__name__}, not an object")
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{path}: damaged rnncore model file: bad or missing format_version or "
+                         f"config ({type(err).__name__}: {err})") from None
+    if version != FORMAT_VERSION:
+        raise ValueError(f"{path}: rnncore model format version {version} is not supported (this "
+                         f"rnncore reads version {FORMAT_VERSION}); save the model again with a "
+                         f"matching rnncore")
+    try:
+        model = RNNModel(**config)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path}: damaged rnncore model file: its config {config} is not valid "
+                         f"({err})") from None
+    params = {k[len(PARAM_PREFIX):]: v for k, v in arrays.items() if k.startswith(PARAM_PREFIX)}
+    try:
+        model.load_state_dict(params)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path}: damaged rnncore model file: parameters do not fit its config "
+                         f"({err})") from None
+    return model
+
+
+def _read_npz(path: str) -> dict[str, np.ndarray]:
+    """Every entry of the .npz at `path`, read eagerly so that damage shows up here."""
+    with open(path, "rb") as f:  # a missing or unreadable file raises its own OSError here
+        try:
+            data = np.load(f, allow_pickle=False)
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise ValueError("it holds a single .npy array, not an .npz archive")
+            with data:
+                return {name: data[name] for name in data.files}
+        except Exception as err:  # noqa: BLE001: whatever the parsers make of damaged bytes
+            # e.g. np.load refusing a non-archive as "pickled data", BadZipFile for a truncated
+            # archive, CRC or header errors for damaged entries.
+            raise ValueError(f"{path}: not a readable rnncore model file (expected an .npz "
+                             f"archive; {type(err).__name__}: {err})") from None
