@@ -79,10 +79,33 @@ void pack_backward(std::int64_t H, const F* W_hh, F* packed) {
     pack_panels<F>(H, H, [&](std::int64_t k, std::int64_t n) { return W_hh[k * H + n]; }, packed);
 }
 
-// acc[r] += A[r, 0:K] @ panel[0:K, :] for ROWS rows of A (row stride lda); panel advances by K rows.
+// acc[r] += A[r, 0:K] @ panel[0:K, :] for ROWS rows of A (row stride lda); returns the panel
+// advanced by K rows. Each k adds into acc in order.
 template <typename F, int ROWS>
 inline const F* accumulate(Vec<F> (&acc)[ROWS][2], std::int64_t K, const F* A, std::int64_t lda,
                            const F* panel) {
+    if constexpr (ROWS == 1) {
+        // One row has only two FMA chains, too few to hide the FMA latency: sum k = 0, 1, 2, 3
+        // (mod 4) in separate chains and add them at the end. This order depends only on the
+        // tile height, which depends only on B, never on the thread count.
+        Vec<F> part[4][2] = {};
+        std::int64_t k = 0;
+        for (; k + 4 <= K; k += 4, panel += 4 * kNR<F>) {
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; ++j) {
+                const Vec<F> a = splat(A[k + j]);
+                part[j][0] += a * load(panel + j * kNR<F>);
+                part[j][1] += a * load(panel + j * kNR<F> + kLanes<F>);
+            }
+        }
+        for (; k < K; ++k, panel += kNR<F>) {
+            const Vec<F> a = splat(A[k]);
+            part[0][0] += a * load(panel);
+            part[0][1] += a * load(panel + kLanes<F>);
+        }
+        for (int c = 0; c < 2; ++c) acc[0][c] += (part[0][c] + part[1][c]) + (part[2][c] + part[3][c]);
+        return panel;
+    }
     for (std::int64_t k = 0; k < K; ++k, panel += kNR<F>) {
         const Vec<F> b0 = load(panel), b1 = load(panel + kLanes<F>);
 #pragma GCC unroll 6

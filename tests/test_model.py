@@ -65,7 +65,8 @@ def test_parameter_names_follow_torch_module_layout():
 
 def test_single_linear_head():
     model = rnncore.RNNModel(I, H, O, seed=0)
-    assert [k for k in model.parameters() if k.startswith("head")] == ["head.0.weight", "head.0.bias"]
+    head = [k for k in model.parameters() if k.startswith("head")]
+    assert head == ["head.0.weight", "head.0.bias"]
     assert model.parameters()["rnn.weight_ih_l0"].dtype == np.float32  # default dtype
 
 
@@ -141,7 +142,8 @@ def test_load_state_dict_is_all_or_nothing():
 def test_load_state_dict_strictness():
     model = small_model()
     partial = {"head.0.bias": np.ones(6), "extra": np.zeros(1)}
-    with pytest.raises(ValueError, match=r"missing keys \['rnn.weight_ih_l0'.*unexpected keys \['extra'\]"):
+    with pytest.raises(ValueError,
+                       match=r"missing keys \['rnn.weight_ih_l0'.*unexpected keys \['extra'\]"):
         model.load_state_dict(partial)
     result = model.load_state_dict(partial, strict=False)
     assert result.unexpected_keys == ["extra"] and "head.0.weight" in result.missing_keys
@@ -172,7 +174,8 @@ def test_repr():
     assert repr(rnncore.RNNModel(3, 8, 2)) == "RNNModel(3, 8, 2)"
     r = repr(rnncore.RNNModel(3, 8, 2, num_layers=2, head=(16,), head_activation="tanh",
                               dtype=np.float64))
-    assert r == "RNNModel(3, 8, 2, num_layers=2, head=(16,), head_activation='tanh', dtype='float64')"
+    assert r == ("RNNModel(3, 8, 2, num_layers=2, head=(16,), head_activation='tanh', "
+                 "dtype='float64')")
 
 
 @pytest.mark.parametrize("kwargs, error, match", [

@@ -49,7 +49,11 @@ def make_problem(config, seed=1):
     return model, x, h0, G_h, loss
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
+def config_id(config):
+    return "-".join(f"{k}={v}" for k, v in config.items()) or "default"
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=config_id)
 def test_backward_matches_finite_differences(config):
     model, x, h0, G_h, loss = make_problem(config)
     _, grad_y = loss()
@@ -90,8 +94,7 @@ TOL = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=2e-5, ato
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("config", PARITY, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items())
-                         or "default")
+@pytest.mark.parametrize("config", PARITY, ids=config_id)
 def test_matches_torch_module(config, dtype):
     torch = pytest.importorskip("torch")
     options = dict(config)

@@ -30,9 +30,10 @@ def test_draws_follow_softmax_of_logits_over_temperature(temperature):
 def test_temperature_zero_is_greedy_and_matches_a_rerun_from_scratch():
     """Greedy sampling continues from the carried state: each token must equal the argmax of the
     last output when the whole sequence so far is run again from the start."""
-    model = rnncore.RNNModel(V, 8, V, num_layers=2, head=(6,), seed=3, dtype=np.float64)
-    for p in model.parameters().values():
-        p *= 3  # sharper, more varied predictions
+    model = rnncore.RNNModel(V, 8, V, num_layers=2, head=(6,), seed=0, dtype=np.float64)
+    for name, p in model.parameters().items():
+        if name.startswith("rnn."):
+            p *= 5  # livelier dynamics, so that greedy decoding does not settle on one token
     prompt = np.array([1, 4, 2])
     ids = rnncore.sample(model, prompt, 12, temperature=0)
     sequence = list(prompt)
@@ -56,7 +57,8 @@ def test_runs_in_eval_mode_and_restores_the_mode():
     model = rnncore.RNNModel(V, 8, V, num_layers=2, dropout=0.5, seed=0)
     first = rnncore.sample(model, [0], 30, temperature=0)
     assert model.training
-    np.testing.assert_array_equal(rnncore.sample(model, [0], 30, temperature=0), first)  # no dropout
+    again = rnncore.sample(model, [0], 30, temperature=0)
+    np.testing.assert_array_equal(again, first)  # dropout is off while sampling
     model.eval()
     rnncore.sample(model, [0], 3)
     assert not model.training

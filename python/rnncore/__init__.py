@@ -7,8 +7,10 @@
 
 A trainable sequence model (RNN + per-step MLP head), its losses, optimizers and training loop:
 
-    >>> model = rnncore.RNNModel(1, 32, 1, head=(16,), seed=0)
-    >>> history = rnncore.fit(model, X, Y, loss="mse", epochs=20, tbptt=50)   # X (T, N, 1)
+    >>> model = rnncore.RNNModel(1, 32, 1, head=(16,), seed=0)    # RNN + MLP on every step
+    >>> series = np.random.default_rng(0).standard_normal((100, 8, 1))   # (T, N, I)
+    >>> history = rnncore.fit(model, series[:-1], series[1:], loss="mse", epochs=2, tbptt=20,
+    ...                       progress=False)   # next-value prediction; mean loss per epoch
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -43,6 +43,7 @@ def stdlib_text(max_chars: int = 40_000) -> str:
 def _clean(doc: str) -> str:
     doc = inspect.cleandoc(doc).replace("\t", "    ")
     doc = doc.encode("ascii", "ignore").decode()
+    doc = re.sub(r"^[ =~*^-]{4,}$", "", doc, flags=re.MULTILINE)  # rulers: a model loops on them
     return re.sub(r"\n{3,}", "\n\n", doc).strip()
 
 
@@ -81,7 +82,8 @@ def price_series(n: int = 3000, seed=None) -> np.ndarray:
     rng = np.random.default_rng(seed)
     t = np.arange(n)
     phase = rng.uniform(0, 2 * np.pi, size=2)
-    cycles = 0.06 * np.sin(2 * np.pi * t / 40 + phase[0]) + 0.04 * np.sin(2 * np.pi * t / 97 + phase[1])
+    cycles = (0.06 * np.sin(2 * np.pi * t / 40 + phase[0])
+              + 0.04 * np.sin(2 * np.pi * t / 97 + phase[1]))
     walk = np.cumsum(rng.normal(2e-4, 0.008, size=n))
     noise = rng.normal(0.0, 0.003, size=n)
     return 100.0 * np.exp(cycles + walk + noise)

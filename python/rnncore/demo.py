@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "text file instead of the standard library's docstrings")
     parser.add_argument("--chars", type=int, default=40_000,
                         help="use this many characters of the text (default %(default)s)")
-    parser.add_argument("--epochs", type=int, default=20,
+    parser.add_argument("--epochs", type=int, default=30,
                         help="language-model epochs (default %(default)s)")
     parser.add_argument("--forecast-epochs", type=int, default=30,
                         help="forecaster epochs (default %(default)s)")
@@ -47,8 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", type=float, default=0.7,
                         help="sampling temperature (default %(default)s)")
     parser.add_argument("--threads", type=int, default=1,
-                        help="BLAS threads (default 1: these shapes are too small to gain from "
-                             "more, and one thread stays fast on a busy machine)")
+                        help="threads for rnncore's kernels and numpy's BLAS (default 1: these "
+                             "shapes are too small to gain from more, and one thread stays fast "
+                             "on a busy machine)")
     parser.add_argument("--plot", metavar="OUT.png", help="save the loss curves and the forecast "
                         "against the truth to this image (needs matplotlib: rnncore[plot])")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -59,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
     for name in ("chars", "epochs", "forecast_epochs", "hidden", "threads"):
         if getattr(args, name) <= 0:
             raise SystemExit(f"rnncore demo: error: --{name.replace('_', '-')} must be positive")
+    if not args.temperature >= 0:
+        raise SystemExit("rnncore demo: error: --temperature must be >= 0")
     if args.plot:
         _require_matplotlib()
     text = _read_text(args)
@@ -111,7 +114,7 @@ def language_model(text: str, hidden: int, epochs: int, seed: int, temperature: 
     return LanguageModelResult(history, unigram, text_out)
 
 
-# ---- 2. forecaster of a price-like series -----------------------------------------------------------
+# ---- 2. forecaster of a price-like series --------------------------------------------------------
 
 @dataclass
 class ForecastResult:
@@ -157,7 +160,7 @@ def forecaster(hidden: int, epochs: int, seed: int, progress: bool = True) -> Fo
     return ForecastResult(history, truth, forecast, naive, rmse, naive_rmse)
 
 
-# ---- helpers --------------------------------------------------------------------------------------
+# ---- helpers -------------------------------------------------------------------------------------
 
 def _epoch_printer(indent: str, epochs: int, every: int = 1):
     width = len(str(epochs))
@@ -190,8 +193,8 @@ def _read_text(args) -> str:
 
 @contextmanager
 def _blas_threads(n: int):
-    """Use n threads in rnncore's BLAS and, if threadpoolctl is installed, in numpy's; restore
-    the previous settings after."""
+    """Use n threads in rnncore's kernels and, if threadpoolctl is installed, in numpy's BLAS
+    (the head's GEMMs); restore the previous settings after."""
     previous = threads.get_num_threads()
     try:
         from threadpoolctl import threadpool_limits

@@ -37,7 +37,8 @@ class MLPHead:
         self.params: dict[str, np.ndarray] = {}
         for k, (fan_in, fan_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:])):
             bound = 1.0 / math.sqrt(fan_in)
-            for name, shape in ((f"{2 * k}.weight", (fan_out, fan_in)), (f"{2 * k}.bias", (fan_out,))):
+            for name, shape in ((f"{2 * k}.weight", (fan_out, fan_in)),
+                                (f"{2 * k}.bias", (fan_out,))):
                 self.params[name] = rng.uniform(-bound, bound, size=shape).astype(dtype)
         self.grads = {name: np.zeros_like(p) for name, p in self.params.items()}
         self._inputs: list[np.ndarray] | None = None

@@ -1,0 +1,181 @@
+"""What `rnncore bench` runs: the named shapes, one problem (model, inputs, output gradient) per
+shape, and the implementations timed on it (rnncore, a numpy loop, torch.nn.RNN), each exposing
+`forward()` and `train()` (forward + backward with all gradients)."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import threads as rnncore_threads
+from ._numpy_loop import NumpyLoopRNN
+from .rnn import RNN
+
+# T steps, B batch, I input, H hidden (one layer unless said).
+SHAPES = {
+    "S1": dict(T=100, B=1, I=32, H=32),
+    "S2": dict(T=100, B=32, I=64, H=128),
+    "S3": dict(T=100, B=64, I=256, H=256),
+    "S4": dict(T=50, B=64, I=512, H=1024),
+    "bi2": dict(T=100, B=32, I=64, H=128, layers=2, bidirectional=True),
+    "long": dict(T=1000, B=8, I=64, H=64),
+}
+
+
+@dataclass
+class Case:
+    name: str
+    T: int
+    B: int
+    I: int
+    H: int
+    layers: int = 1
+    bidirectional: bool = False
+
+    @property
+    def D(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def forward_flop(self) -> int:
+        total, width = 0, self.I
+        for _ in range(self.layers):
+            total += self.D * 2 * self.T * self.B * self.H * (width + self.H)
+            width = self.D * self.H
+        return total
+
+    def label(self) -> str:
+        extra = ""
+        if self.layers > 1 or self.bidirectional:
+            extra = f" L{self.layers}" + (" bi" if self.bidirectional else "")
+        return f"{self.name} T{self.T} B{self.B} I{self.I} H{self.H}{extra}"
+
+
+def parse_case(text: str) -> Case:
+    if text in SHAPES:
+        return Case(text, **SHAPES[text])
+    try:
+        T, B, I, H = (int(v) for v in text.split(","))
+    except ValueError:
+        raise SystemExit(f"rnncore bench: unknown shape {text!r}: expected one of "
+                         f"{', '.join(SHAPES)} or T,B,I,H") from None
+    return Case("custom", T, B, I, H)
+
+
+def make_problem(case: Case, dtype):
+    """The model and data every implementation of `case` is built from: (rnn, x, h0, grad)."""
+    rnn = RNN(case.I, case.H, num_layers=case.layers, bidirectional=case.bidirectional,
+              dtype=dtype, seed=0)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((case.T, case.B, case.I)).astype(dtype)
+    h0 = rng.standard_normal((case.layers * case.D, case.B, case.H)).astype(dtype) * 0.5
+    grad = rng.standard_normal((case.T, case.B, case.D * case.H)).astype(dtype)
+    return rnn, x, h0, grad
+
+
+class RncoreImpl:
+    name = "rnncore"
+
+    def __init__(self, rnn, x, h0, grad):
+        self.rnn, self.x, self.h0, self.grad = rnn, x, h0, grad
+
+    def forward(self):
+        return self.rnn(self.x, self.h0)[0]
+
+    def train(self):
+        self.rnn(self.x, self.h0)
+        grad_x, _ = self.rnn.backward(self.grad)
+        return grad_x, self.rnn.grads["weight_hh_l0"]
+
+
+class NumpyImpl:
+    name = "numpy"
+
+    def __init__(self, rnn, x, h0, grad):
+        p = rnn.parameters()
+        self.model = NumpyLoopRNN(p["weight_ih_l0"], p["weight_hh_l0"], p["bias_ih_l0"],
+                                  p["bias_hh_l0"])
+        self.x, self.h0, self.grad = x, h0[0], grad
+
+    def forward(self):
+        return self.model.forward(self.x, self.h0)
+
+    def train(self):
+        self.model.forward(self.x, self.h0)
+        dx, _, _, dw_hh, _ = self.model.backward(self.grad)
+        return dx, dw_hh
+
+
+class TorchImpl:
+    name = "torch"
+
+    def __init__(self, rnn, x, h0, grad):
+        import torch
+
+        self.torch = torch
+        self.module = torch.nn.RNN(rnn.input_size, rnn.hidden_size, rnn.num_layers,
+                                   bidirectional=rnn.bidirectional,
+                                   dtype=getattr(torch, rnn.dtype.name))
+        self.module.load_state_dict({k: torch.from_numpy(v) for k, v in rnn.state_dict().items()})
+        self.x = torch.from_numpy(x).requires_grad_()
+        self.h0 = torch.from_numpy(h0).requires_grad_()
+        self.grad = torch.from_numpy(grad)
+
+    def forward(self):
+        with self.torch.no_grad():
+            return self.module(self.x, self.h0)[0].numpy()
+
+    def train(self):
+        out, _ = self.module(self.x, self.h0)
+        out.backward(self.grad)
+        return self.x.grad.numpy(), self.module.weight_hh_l0.grad.numpy()
+
+
+IMPLS = {impl.name: impl for impl in (RncoreImpl, NumpyImpl, TorchImpl)}
+
+
+def impl_names(case: Case, with_torch: bool) -> list:
+    """rnncore first (the reference of the agreement check and of the ratios); the numpy loop
+    only does one layer in one direction."""
+    names = ["rnncore"]
+    if case.layers == 1 and not case.bidirectional:
+        names.append("numpy")
+    if with_torch:
+        names.append("torch")
+    return names
+
+
+def torch_available() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@contextmanager
+def limited_threads(n: int):
+    """Run rnncore, numpy's BLAS and torch (if imported) with n threads each (numpy's needs
+    threadpoolctl); restore the previous counts afterwards."""
+    torch = sys.modules.get("torch")
+    before = rnncore_threads.get_num_threads(), torch and torch.get_num_threads()
+    rnncore_threads.set_num_threads(n)
+    if torch:
+        torch.set_num_threads(n)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        blas_limit = nullcontext()
+    else:
+        blas_limit = threadpool_limits(n, user_api="blas")
+    try:
+        with blas_limit:
+            rnncore_threads.set_num_threads(n)  # threadpool_limits also lowered ours; keep it n
+            yield
+    finally:
+        rnncore_threads.set_num_threads(before[0])
+        if torch:
+            torch.set_num_threads(before[1])

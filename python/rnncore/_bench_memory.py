@@ -1,0 +1,99 @@
+"""Peak extra memory of one training step (forward + backward), per implementation and shape.
+
+Each measurement runs in a fresh process (`python -m rnncore._bench_memory SPEC`), so that no other
+implementation's buffers or allocator state are in it. The child builds the problem, runs one
+training step as warm-up (libraries, thread pools and the parameter gradients, which persist
+between steps, are then in place), and for each measured step resets the peak resident set size
+(`echo 5 > /proc/self/clear_refs`), reads VmRSS, runs the step and reads VmHWM; the result is the
+median of VmHWM - VmRSS over the measured steps. Linux only: elsewhere the result is None.
+
+glibc malloc is told to map every block of 64 KiB or more on its own and to give freed memory back
+at once, and numpy not to ask for transparent huge pages: otherwise a block freed by the warm-up
+could be reused from the heap without showing in VmHWM, or a huge page could round a small array
+up to 2 MiB.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+CHILD_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "65536",
+             "NUMPY_MADVISE_HUGEPAGE": "0"}
+MB = 1024 * 1024
+
+
+def supported() -> bool:
+    return os.access("/proc/self/clear_refs", os.W_OK) and os.path.exists("/proc/self/status")
+
+
+def train_step_extra_mb(case, impl: str, threads: int, dtype, steps: int = 3) -> float | None:
+    """Median over `steps` of the peak resident memory one training step of `impl` adds, in MB."""
+    if not supported():
+        return None
+    spec = dict(case=asdict(case), impl=impl, threads=threads, dtype=str(dtype), steps=steps)
+    # The child must import this same rnncore, wherever it was imported from.
+    path = [str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH", "")]
+    env = dict(os.environ, **CHILD_ENV, PYTHONPATH=os.pathsep.join(p for p in path if p))
+    proc = subprocess.run([sys.executable, "-m", "rnncore._bench_memory", json.dumps(spec)],
+                          env=env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"memory measurement of {impl} on {case.label()} failed:\n{proc.stderr}")
+    return json.loads(proc.stdout.splitlines()[-1])["extra_mb"]
+
+
+def minimum_extra_mb(case, dtype) -> dict:
+    """The least a training step of rnncore's layer must add to memory, by part, in MB: the hidden
+    states the forward stores for the backward (T*B*D*H per layer) and the input gradients the
+    backward returns (grad_x T*B*I, grad_h0 L*D*B*H). Parameter gradients accumulate into buffers
+    that persist between steps, so they are not extra; their size is given for comparison."""
+    import numpy as np
+
+    size = np.dtype(dtype).itemsize / MB
+    widths = [case.I] + [case.D * case.H] * (case.layers - 1)
+    params = sum(case.D * (case.H * (w + case.H) + 2 * case.H) for w in widths)
+    parts = {"states": case.layers * case.T * case.B * case.D * case.H * size,
+             "grad_x": case.T * case.B * case.I * size,
+             "grad_h0": case.layers * case.D * case.B * case.H * size}
+    return {"total": sum(parts.values()), **parts, "param_grads_kept": params * size}
+
+
+def _status_bytes(field: str) -> int:
+    with open("/proc/self/status") as f:
+        return int(re.search(rf"^{field}:\s+(\d+) kB", f.read(), re.M).group(1)) * 1024
+
+
+def _reset_peak() -> None:
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # VmHWM := VmRSS
+
+
+def _child(spec: dict) -> dict:
+    import gc
+
+    import numpy as np
+
+    from ._bench_cases import IMPLS, Case, limited_threads, make_problem
+
+    case = Case(**spec["case"])
+    impl = IMPLS[spec["impl"]](*make_problem(case, np.dtype(spec["dtype"])))
+    extra = []
+    with limited_threads(spec["threads"]):
+        impl.train()  # warm-up
+        for _ in range(spec["steps"]):
+            gc.collect()
+            _reset_peak()
+            before = _status_bytes("VmRSS")
+            impl.train()
+            extra.append(_status_bytes("VmHWM") - before)
+    return {"extra_mb": statistics.median(extra) / MB}
+
+
+if __name__ == "__main__":
+    print(json.dumps(_child(json.loads(sys.argv[1]))))

@@ -1,0 +1,139 @@
+"""Streaming latency: one RNN step at a time from Python, B=1, I=H, float32, 1 thread.
+
+rnncore's `rnn.step(x_t, h)` against torch.nn.RNNCell (under no_grad) and the numpy one-liner
+`np.tanh(x @ W_ih.T + b_ih + h @ W_hh.T + b_hh)`. Each implementation feeds its new state back
+into the next step; the steps run in blocks, the implementations alternate block by block, and
+the result is the median block time per step. The final states are checked against rnncore's
+before anything is timed.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._bench_cases import limited_threads
+from .rnn import RNN
+
+HIDDEN_SIZES = (32, 64, 128, 256)
+NOT_AVAILABLE = "rnn.step not available"
+
+
+@dataclass
+class StreamResult:
+    H: int
+    impl: str
+    us_per_step: float
+
+
+def rnncore_runner(rnn):
+    step = rnn.step
+    B, H = 1, rnn.hidden_size
+
+    def run(xs, h=None):
+        h = np.zeros((rnn.num_layers, B, H), rnn.dtype) if h is None else h
+        for x in xs:
+            _, h = step(x, h)
+        return h
+
+    return run, lambda h: h[-1]  # runner, and its state as (B, H)
+
+
+def numpy_runner(rnn):
+    p = rnn.parameters()
+    w_ih, w_hh, b_ih, b_hh = (p[k] for k in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0",
+                                             "bias_hh_l0"))
+    tanh = np.tanh
+
+    def run(xs, h=None):
+        h = np.zeros((1, rnn.hidden_size), rnn.dtype) if h is None else h
+        for x in xs:
+            h = tanh(x @ w_ih.T + b_ih + h @ w_hh.T + b_hh)
+        return h
+
+    return run, lambda h: h
+
+
+def torch_runner(rnn):
+    import torch
+
+    cell = torch.nn.RNNCell(rnn.input_size, rnn.hidden_size, dtype=getattr(torch, rnn.dtype.name))
+    cell.load_state_dict({k.removesuffix("_l0"): torch.from_numpy(v)
+                          for k, v in rnn.state_dict().items()})
+
+    def run(xs, h=None):
+        h = torch.zeros((1, rnn.hidden_size), dtype=cell.weight_hh.dtype) if h is None else h
+        with torch.no_grad():
+            for x in xs:
+                h = cell(x, h)
+        return h
+
+    return run, lambda h: h.numpy()
+
+
+def split_steps(xs: np.ndarray, impl: str) -> list:
+    """Per-step inputs (B, I) in each implementation's own type, made before any timing."""
+    if impl == "torch":
+        import torch
+
+        return list(torch.from_numpy(xs).unbind(0))
+    return list(xs)
+
+
+def bench_hidden_size(H: int, steps: int, block: int, with_torch: bool) -> list:
+    rnn = RNN(H, H, seed=0)
+    xs = np.random.default_rng(1).standard_normal((block, 1, H)).astype(np.float32)
+    runners = {}
+    if hasattr(rnn, "step"):
+        runners["rnncore"] = rnncore_runner(rnn)
+    runners["numpy"] = numpy_runner(rnn)
+    if with_torch:
+        runners["torch"] = torch_runner(rnn)
+    inputs = {name: split_steps(xs, name) for name in runners}
+    with limited_threads(1):
+        check_stream_agreement(runners, inputs)
+        times = {name: [] for name in runners}
+        for _ in range(max(1, steps // block)):
+            for name, (run, _) in runners.items():
+                t0 = time.perf_counter()
+                run(inputs[name])
+                times[name].append((time.perf_counter() - t0) / block)
+    return [StreamResult(H, name, statistics.median(t) * 1e6) for name, t in times.items()]
+
+
+def check_stream_agreement(runners: dict, inputs: dict) -> None:
+    """Every implementation must end a block of steps (from h = 0) in the reference's state."""
+    finals = {name: state(run(inputs[name])) for name, (run, state) in runners.items()}
+    ref, want = next(iter(finals.items()))
+    for name, got in finals.items():
+        np.testing.assert_allclose(got, want, rtol=2e-3, atol=2e-4,
+                                   err_msg=f"streaming: {name} step disagrees with {ref}")
+
+
+def bench_stream(hidden_sizes=HIDDEN_SIZES, steps: int = 2000, block: int = 100,
+                 with_torch: bool = False) -> list:
+    results = []
+    for H in hidden_sizes:
+        results += bench_hidden_size(H, steps, block, with_torch)
+    return results
+
+
+def format_stream(results: list, steps: int) -> str:
+    names = list(dict.fromkeys(r.impl for r in results))
+    by = {(r.H, r.impl): r.us_per_step for r in results}
+    head = (f"{'H':>5}" + "".join(f"{n + ' us':>12}" for n in names)
+            + ("   ratios (other time / rnncore time)" if "rnncore" in names else ""))
+    lines = [f"streaming: one step from Python, B=1, I=H, float32, 1 thread, median us/step over "
+             f"{steps} steps", head, "-" * len(head)]
+    for H in dict.fromkeys(r.H for r in results):
+        line = f"{H:>5}" + "".join(f"{by[H, n]:>12.2f}" for n in names)
+        if "rnncore" in names:
+            line += "   " + "  ".join(f"{n} {by[H, n] / by[H, 'rnncore']:.1f}x"
+                                      for n in names if n != "rnncore")
+        lines.append(line)
+    if "rnncore" not in names:
+        lines.append(f"rnncore: {NOT_AVAILABLE}")
+    return "\n".join(lines)
