@@ -37,11 +37,21 @@ struct Split {
     std::int64_t end(std::int64_t i) const { return begin(i + 1); }
 };
 
-// Batch slices for the time loops: at most one per thread, each at least one micro-tile.
+// Batch slices for the time loops: at most one per thread, each at least one micro-tile and
+// enough work (flop) to be worth waking a thread for (~100 us).
 template <typename F>
-Split batch_slices(std::int64_t B) {
-    const std::int64_t MR = RecurrentKernels<F>::MR, tiles = (B + MR - 1) / MR;
-    return {B, std::max<std::int64_t>(1, std::min<std::int64_t>(get_num_threads(), tiles)), MR};
+Split batch_slices(const Dims& d) {
+    const std::int64_t MR = RecurrentKernels<F>::MR, tiles = (d.B + MR - 1) / MR;
+    const std::int64_t flop = 2 * d.T * d.B * d.H * (d.I + d.H), per_slice = 8'000'000;
+    const std::int64_t parts = std::min<std::int64_t>({get_num_threads(), tiles, flop / per_slice});
+    return {d.B, std::max<std::int64_t>(1, parts), MR};
+}
+
+// Row chunks for the all-steps GEMMs of the backward: about one per 16 Mflop, at most 4. A
+// function of the problem only (see rnn_backward).
+std::int64_t backward_gemm_chunks(const Dims& d) {
+    const std::int64_t flop = 2 * d.T * d.B * d.H * (2 * d.I + d.H);
+    return std::max<std::int64_t>(1, std::min<std::int64_t>({4, flop / 16'000'000, d.T * d.B - d.B}));
 }
 
 }  // namespace
@@ -53,7 +63,7 @@ std::int64_t rnn_forward_workspace_size(const Dims& d) {
 
 template <typename F>
 std::int64_t rnn_backward_workspace_size(const Dims& d) {
-    return packed_backward_size<F>(d.H);
+    return packed_backward_size<F>(d.H) + (backward_gemm_chunks(d) - 1) * d.H * (d.I + d.H);
 }
 
 template <typename F>
@@ -67,7 +77,7 @@ void rnn_forward(const Dims& d, Activation act, bool reverse,
     if (d.T == 0 || d.B == 0) return;
     const auto& k = recurrent<F>();
     k.pack_forward(d.I, d.H, W_ih, W_hh, b_ih, b_hh, work);
-    const Split slices = batch_slices<F>(d.B);
+    const Split slices = batch_slices<F>(d);
     parallel_for(static_cast<int>(slices.parts), [&](int i) {
         const std::int64_t b0 = slices.begin(i), rows = slices.end(i) - b0;
         if (rows > 0)
@@ -107,7 +117,7 @@ void rnn_backward(const Dims& d, Activation act, bool reverse,
     // The time loop, batch slices in parallel:
     //   h[t] = act(z[t]),  z[t] = x[t] W_ih^T + b + h_prev W_hh^T
     //   dz[t] = (dh[t] + dz[next] W_hh) * act'(h[t]);   dh0 = dz[first] W_hh
-    const Split slices = batch_slices<F>(B);
+    const Split slices = batch_slices<F>(d);
     parallel_for(static_cast<int>(slices.parts), [&](int i) {
         const std::int64_t b0 = slices.begin(i), n = slices.end(i) - b0;
         if (n > 0)
@@ -116,33 +126,56 @@ void rnn_backward(const Dims& d, Activation act, bool reverse,
                             B * lddz, dh0 + b0 * H);
     });
 
-    // Sums over all steps at once, each split by output rows across the threads:
+    // Sums over all steps at once:
     //   dW_ih += dz^T x;  dW_hh += dz^T h_prev;  db_ih += sum dz;  db_hh += sum dz;  dx = dz W_ih
     // h_prev of the steps after the first is h shifted one step back (forward direction) or
     // ahead (reverse); the first step's h_prev is h0 (no term when h0 is zero).
+    // They run as independent tasks over a fixed number of row chunks chosen from the problem
+    // size alone, never from the thread count: the threads only decide who runs which task, so
+    // the sums come out bit for bit the same on any number of threads. Chunk c > 0 of a weight
+    // gradient goes to scratch, added in chunk order at the end.
     const std::int64_t first = reverse ? T - 1 : 0;
     const F* dz_rest = reverse ? dz : dz + B * lddz;
     const F* h_prev = reverse ? h + B * ldh : h;
-    const int parts = std::max(1, std::min(get_num_threads(), 64));
-    // Split points at multiples of 48: OpenBLAS's sgemm gives bitwise the same sums for a block of
-    // rows as for the whole only when the block starts at a multiple of its unroll (12 for the
-    // Haswell kernel; 48 also covers 16 and 24), which keeps results independent of the thread count.
-    const Split hidden{H, parts, 48}, all_rows{rows, parts, 48};
-    parallel_for(parts, [&](int i) {
-        const std::int64_t j0 = hidden.begin(i), nj = hidden.end(i) - j0;
-        if (nj > 0) {
-            blas::gemm<F>(Op::T, Op::N, nj, I, rows, F(1), dz + j0, lddz, x, ldx, F(1), dW_ih + j0 * I, I);
-            blas::gemm<F>(Op::T, Op::N, nj, H, rows - B, F(1), dz_rest + j0, lddz, h_prev, ldh, F(1), dW_hh + j0 * H, H);
-            if (h0)
-                blas::gemm<F>(Op::T, Op::N, nj, H, B, F(1), dz + first * B * lddz + j0, lddz, h0, H, F(1), dW_hh + j0 * H, H);
-            if (db_ih) {
-                ew.add_column_sums(rows, nj, dz + j0, lddz, db_ih + j0);
-                ew.add_column_sums(rows, nj, dz + j0, lddz, db_hh + j0);
+    const std::int64_t chunks = backward_gemm_chunks(d);
+    const Split xrows{rows, chunks, 1}, hrows{rows - B, chunks, 1}, cols{H, chunks, 1};
+    F* partial_ih = work + packed_backward_size<F>(H);  // [chunks - 1, H, I]
+    F* partial_hh = partial_ih + (chunks - 1) * H * I;  // [chunks - 1, H, H]
+    parallel_for(static_cast<int>(3 * chunks), [&](int task) {
+        const std::int64_t c = task / 3;
+        switch (task % 3) {
+            case 0: {
+                const std::int64_t r0 = xrows.begin(c), n = xrows.end(c) - r0;
+                F* out = c == 0 ? dW_ih : partial_ih + (c - 1) * H * I;
+                blas::gemm<F>(Op::T, Op::N, H, I, n, F(1), dz + r0 * lddz, lddz, x + r0 * ldx, ldx,
+                              c == 0 ? F(1) : F(0), out, I);
+                const std::int64_t j0 = cols.begin(c), nj = cols.end(c) - j0;
+                if (db_ih && nj > 0) {
+                    ew.add_column_sums(rows, nj, dz + j0, lddz, db_ih + j0);
+                    ew.add_column_sums(rows, nj, dz + j0, lddz, db_hh + j0);
+                }
+                break;
+            }
+            case 1: {
+                const std::int64_t r0 = hrows.begin(c), n = hrows.end(c) - r0;
+                F* out = c == 0 ? dW_hh : partial_hh + (c - 1) * H * H;
+                blas::gemm<F>(Op::T, Op::N, H, H, n, F(1), dz_rest + r0 * lddz, lddz, h_prev + r0 * ldh,
+                              ldh, c == 0 ? F(1) : F(0), out, H);
+                if (c == 0 && h0)
+                    blas::gemm<F>(Op::T, Op::N, H, H, B, F(1), dz + first * B * lddz, lddz, h0, H, F(1), dW_hh, H);
+                break;
+            }
+            default: {
+                const std::int64_t r0 = xrows.begin(c), n = xrows.end(c) - r0;
+                blas::gemm<F>(Op::N, Op::N, n, I, H, F(1), dz + r0 * lddz, lddz, W_ih, I,
+                              accumulate_dx ? F(1) : F(0), dx + r0 * lddx, lddx);
             }
         }
-        const std::int64_t r0 = all_rows.begin(i), nr = all_rows.end(i) - r0;
-        blas::gemm<F>(Op::N, Op::N, nr, I, H, F(1), dz + r0 * lddz, lddz, W_ih, I, accumulate_dx ? F(1) : F(0), dx + r0 * lddx, lddx);
     });
+    for (std::int64_t c = 1; c < chunks; ++c) {
+        for (std::int64_t i = 0; i < H * I; ++i) dW_ih[i] += partial_ih[(c - 1) * H * I + i];
+        for (std::int64_t i = 0; i < H * H; ++i) dW_hh[i] += partial_hh[(c - 1) * H * H + i];
+    }
 }
 
 #define RNNCORE_INSTANTIATE(F)                                                                          \

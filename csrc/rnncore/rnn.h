@@ -61,10 +61,11 @@ std::int64_t rnn_backward_workspace_size(const Dims& d);
 //   dh0:  [B,H] contiguous; written (the gradient w.r.t. h0, also when h0 was nullptr).
 //   dW_ih [H,I], dW_hh [H,H], db_ih [H], db_hh [H]: accumulated (like torch's .grad);
 //         db_* are nullptr when the layer has no bias.
-//   work: rnn_backward_workspace_size<F>(d) elements of scratch (the packed W_hh).
+//   work: rnn_backward_workspace_size<F>(d) elements of scratch (the packed W_hh, and partial
+//         weight gradients for large problems).
 // The time loop runs batch slices on get_num_threads() threads; the weight, bias and input
-// gradients are then each one GEMM (or reduction) over all T*B rows, split across the threads by
-// output rows. Results do not depend on the thread count.
+// gradients are then GEMMs (and reductions) over all T*B rows, cut into a few row chunks that run
+// as parallel tasks. Results do not depend on the thread count.
 template <typename F>
 void rnn_backward(const Dims& d, Activation act, bool reverse,
                   const F* x, std::int64_t ldx, const F* h0,

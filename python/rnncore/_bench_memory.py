@@ -1,11 +1,14 @@
 """Peak extra memory of one training step (forward + backward), per implementation and shape.
 
 Each measurement runs in a fresh process (`python -m rnncore._bench_memory SPEC`), so that no other
-implementation's buffers or allocator state are in it. The child builds the problem, runs one
-training step as warm-up (libraries, thread pools and the parameter gradients, which persist
-between steps, are then in place), and for each measured step resets the peak resident set size
-(`echo 5 > /proc/self/clear_refs`), reads VmRSS, runs the step and reads VmHWM; the result is the
-median of VmHWM - VmRSS over the measured steps. Linux only: elsewhere the result is None.
+implementation's buffers or allocator state are in it. The child runs one training step on a
+throwaway instance as warm-up (libraries, thread pools), then, for each measured step, builds a
+fresh instance (model, inputs, output gradient), resets the peak resident set size
+(`echo 5 > /proc/self/clear_refs`), reads VmRSS, runs one training step and reads VmHWM. The result
+is the median of VmHWM - VmRSS over the measured steps: what a step adds to a process holding the
+model and the data, gradients included. (A fresh instance, so that no implementation starts with
+states kept from a previous step: rnncore and the numpy loop keep them until the next forward,
+torch frees them in its backward.)
 
 glibc malloc is told to map every block of 64 KiB or more on its own and to give freed memory back
 at once, and numpy not to ask for transparent huge pages: otherwise a block freed by the warm-up
@@ -50,9 +53,8 @@ def train_step_extra_mb(case, impl: str, threads: int, dtype, steps: int = 3) ->
 
 def minimum_extra_mb(case, dtype) -> dict:
     """The least a training step of rnncore's layer must add to memory, by part, in MB: the hidden
-    states the forward stores for the backward (T*B*D*H per layer) and the input gradients the
-    backward returns (grad_x T*B*I, grad_h0 L*D*B*H). Parameter gradients accumulate into buffers
-    that persist between steps, so they are not extra; their size is given for comparison."""
+    states the forward stores for the backward (T*B*D*H per layer) and the gradients the backward
+    returns (grad_x T*B*I, grad_h0 L*D*B*H, and one per parameter)."""
     import numpy as np
 
     size = np.dtype(dtype).itemsize / MB
@@ -60,8 +62,9 @@ def minimum_extra_mb(case, dtype) -> dict:
     params = sum(case.D * (case.H * (w + case.H) + 2 * case.H) for w in widths)
     parts = {"states": case.layers * case.T * case.B * case.D * case.H * size,
              "grad_x": case.T * case.B * case.I * size,
-             "grad_h0": case.layers * case.D * case.B * case.H * size}
-    return {"total": sum(parts.values()), **parts, "param_grads_kept": params * size}
+             "grad_h0": case.layers * case.D * case.B * case.H * size,
+             "param_grads": params * size}
+    return {"total": sum(parts.values()), **parts}
 
 
 def _status_bytes(field: str) -> int:
@@ -81,17 +84,23 @@ def _child(spec: dict) -> dict:
 
     from ._bench_cases import IMPLS, Case, limited_threads, make_problem
 
-    case = Case(**spec["case"])
-    impl = IMPLS[spec["impl"]](*make_problem(case, np.dtype(spec["dtype"])))
-    extra = []
+    case, dtype = Case(**spec["case"]), np.dtype(spec["dtype"])
+
+    def fresh():
+        return IMPLS[spec["impl"]](*make_problem(case, dtype))
+
+    extra, warm_up = [], fresh()  # built first: limits the threads of torch only once imported
     with limited_threads(spec["threads"]):
-        impl.train()  # warm-up
+        warm_up.train()
+        del warm_up
         for _ in range(spec["steps"]):
+            impl = fresh()
             gc.collect()
             _reset_peak()
             before = _status_bytes("VmRSS")
             impl.train()
             extra.append(_status_bytes("VmHWM") - before)
+            del impl
     return {"extra_mb": statistics.median(extra) / MB}
 
 

@@ -33,41 +33,45 @@ def _bars(ax, groups: list, impls: list, value: dict, ylabel: str) -> None:
     ax.legend(fontsize=7)
 
 
-def plot(path: str, results: list, stream: list | None = None, title: str = "") -> None:
-    """Forward ms, training-step ms, (extra memory MB) per shape and implementation; streaming
-    us/step per hidden size. Missing values are left out."""
-    Figure = require_matplotlib()
+def _shape_panels(results: list) -> list:
     several_threads = len({r.threads for r in results}) > 1
-    groups, value = [], {}
 
-    def group(r):
-        g = r.case.replace(" ", "\n", 1) + (f"\n{r.threads} thr" if several_threads else "")
-        groups.append(g) if g not in groups else None
-        return g
+    def label(r):
+        return r.case.replace(" ", "\n", 1) + (f"\n{r.threads} thr" if several_threads else "")
 
+    groups = list(dict.fromkeys(label(r) for r in results))
     impls = list(dict.fromkeys(r.impl for r in results))
-    panels = []
-    if results:
-        keyed = [(group(r), r) for r in results]
-        panels += [("forward ms", {(g, r.impl): r.forward_ms for g, r in keyed}),
-                   ("training step ms", {(g, r.impl): r.train_ms for g, r in keyed})]
-        mem = {(g, r.impl): max(r.train_extra_mb, 0.01) for g, r in keyed
-               if r.train_extra_mb is not None}
-        if mem:
-            panels.append(("training step extra MB (floor 0.01)", mem))
-    if stream:
-        panels.append(("stream", None))
-    fig = Figure(figsize=(max(6.0, 1.1 * len(groups) + 2), 3.2 * max(1, len(panels))),
-                 layout="constrained")
-    axes = fig.subplots(max(1, len(panels)), 1, squeeze=False)[:, 0]
-    for ax, (ylabel, value) in zip(axes, panels):
-        if value is None:
-            s_groups = [f"H={h}" for h in dict.fromkeys(r.H for r in stream)]
-            s_impls = list(dict.fromkeys(r.impl for r in stream))
-            _bars(ax, s_groups, s_impls, {(f"H={r.H}", r.impl): r.us_per_step for r in stream},
-                  "stream step us (B=1)")
-        else:
-            _bars(ax, groups, impls, value, ylabel)
+
+    def panel(ylabel, get):
+        value = {(label(r), r.impl): get(r) for r in results if get(r) is not None}
+        return groups, impls, value, ylabel
+
+    panels = [panel("forward ms", lambda r: r.forward_ms),
+              panel("training step ms", lambda r: r.train_ms)]
+    if any(r.train_extra_mb is not None for r in results):
+        panels.append(panel("training step extra MB\n(floored at 0.01)", lambda r: None
+                            if r.train_extra_mb is None else max(r.train_extra_mb, 0.01)))
+    return panels
+
+
+def _stream_panel(stream: list) -> tuple:
+    groups = [f"H={h}" for h in dict.fromkeys(r.H for r in stream)]
+    impls = list(dict.fromkeys(r.impl for r in stream))
+    value = {(f"H={r.H}", r.impl): r.us_per_step for r in stream}
+    return groups, impls, value, "streaming step us (B=1)"
+
+
+def plot(path: str, results: list, stream: list | None = None, title: str = "") -> None:
+    """Forward ms, training-step ms and (if measured) extra memory MB per shape and
+    implementation; streaming us/step per hidden size (if given)."""
+    Figure = require_matplotlib()
+    panels = (_shape_panels(results) if results else []) + ([_stream_panel(stream)] if stream else [])
+    if not panels:
+        raise ValueError("nothing to plot: no shape results and no streaming results")
+    width = max(6.0, 1.1 * max(len(p[0]) for p in panels) + 2)
+    fig = Figure(figsize=(width, 3.0 * len(panels)), layout="constrained")
+    for ax, panel in zip(fig.subplots(len(panels), 1, squeeze=False)[:, 0], panels):
+        _bars(ax, *panel)
     if title:
         fig.suptitle(title, fontsize=9)
     fig.savefig(path, dpi=110)

@@ -19,6 +19,7 @@ from ._bench_cases import limited_threads
 from .rnn import RNN
 
 HIDDEN_SIZES = (32, 64, 128, 256)
+STEPS, BLOCK = 2000, 100  # timed steps per implementation and hidden size, steps per block
 NOT_AVAILABLE = "rnn.step not available"
 
 
@@ -113,7 +114,7 @@ def check_stream_agreement(runners: dict, inputs: dict) -> None:
                                    err_msg=f"streaming: {name} step disagrees with {ref}")
 
 
-def bench_stream(hidden_sizes=HIDDEN_SIZES, steps: int = 2000, block: int = 100,
+def bench_stream(hidden_sizes=HIDDEN_SIZES, steps: int = STEPS, block: int = BLOCK,
                  with_torch: bool = False) -> list:
     results = []
     for H in hidden_sizes:

@@ -37,6 +37,8 @@ def check_float_dtype(dtype) -> np.dtype:
 def as_real_array(value, dtype: np.dtype, name: str) -> np.ndarray:
     """`value` as a numpy array of `dtype`, converting any real-valued input (ints, other float
     widths, lists, CPU torch tensors); complex, boolean, object and string data raise TypeError."""
+    if type(value) is np.ndarray and value.dtype == dtype:  # the common case, kept cheap
+        return value
     if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor, without importing torch
         value = value.detach().cpu().numpy()
     try:
@@ -46,3 +48,9 @@ def as_real_array(value, dtype: np.dtype, name: str) -> np.ndarray:
     if arr.dtype.kind not in "iuf":
         raise TypeError(f"{name}: expected an array of real numbers, got dtype {arr.dtype}")
     return arr.astype(dtype, copy=False)
+
+
+def c_aligned(arr: np.ndarray) -> np.ndarray:
+    """`arr` itself if C-contiguous and aligned (what the kernels take), else such a copy."""
+    flags = arr.flags
+    return arr if flags.c_contiguous and flags.aligned else np.require(arr, requirements="CA")

@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _core
-from ._checks import as_real_array, check_bool, check_float_dtype, check_positive_int
+from ._checks import as_real_array, c_aligned, check_bool, check_float_dtype, check_positive_int
 
 _NONLINEARITIES = ("tanh", "relu")
 
@@ -84,6 +84,13 @@ class RNN:
         for name, shape in self._parameter_shapes():
             self._params[name] = self._rng.uniform(-bound, bound, size=shape).astype(self.dtype)
         self._grads = {name: np.zeros_like(p) for name, p in self._params.items()}
+        # (w_ih, w_hh, b_ih, b_hh) of layer k, direction d at index k * D + d, biases None when
+        # bias=False; the same for the gradients. The arrays never change identity (loads copy
+        # into them), so these stay valid.
+        self._weights = [self._unit_arrays(self._params, k, sfx)
+                         for k in range(self.num_layers) for sfx in self._suffixes()]
+        self._grad_arrays = [self._unit_arrays(self._grads, k, sfx)
+                             for k in range(self.num_layers) for sfx in self._suffixes()]
         self._record: _ForwardRecord | None = None
 
     # ---- parameters ---------------------------------------------------------------------------
@@ -186,8 +193,8 @@ class RNN:
             want = (L * D, B, H) if batched else (L * D, H)
             got = h0.shape if batched else (h0.shape[0], h0.shape[2])
             raise ValueError(f"Expected hidden size {want}, got {got}")
-        x = np.require(x, requirements="CA")
-        h0 = None if h0 is None else np.require(h0, requirements="CA")
+        x = c_aligned(x)
+        h0 = None if h0 is None else c_aligned(h0)
 
         layers = []
         inputs = x
@@ -197,17 +204,20 @@ class RNN:
                 mask = self._dropout_mask(inputs.shape)
                 inputs = inputs * mask
             outputs = np.empty((T, B, D * H), dtype=self.dtype)
-            for d, sfx in enumerate(self._suffixes()):
-                w = self._layer_weights(k, sfx)
-                _core.forward(x=inputs, h0=None if h0 is None else h0[k * D + d], w_ih=w[0],
-                              w_hh=w[1], b_ih=w[2], b_hh=w[3], out=outputs[:, :, d * H:(d + 1) * H],
-                              reverse=d == 1, nonlinearity=self.nonlinearity)
+            for d in range(D):
+                w_ih, w_hh, b_ih, b_hh = self._weights[k * D + d]
+                _core.forward(inputs, None if h0 is None else h0[k * D + d], w_ih, w_hh, b_ih, b_hh,
+                              outputs if D == 1 else outputs[:, :, d * H:(d + 1) * H], d == 1,
+                              self.nonlinearity)
             layers.append(_LayerRecord(inputs, outputs, mask))
             inputs = outputs
 
         # The forward direction ends at t = T-1, the reverse one at t = 0.
-        h_n = np.stack([rec.outputs[T - 1 if d == 0 else 0, :, d * H:(d + 1) * H]
-                        for rec in layers for d in range(D)])
+        h_n = np.empty((L * D, B, H), dtype=self.dtype)
+        for k, rec in enumerate(layers):
+            h_n[k * D] = rec.outputs[T - 1, :, :H]
+            if D == 2:
+                h_n[k * D + 1] = rec.outputs[0, :, H:]
         output = inputs.view()
         if not batched:
             output, h_n = output[:, 0, :], h_n[:, 0, :]
@@ -217,15 +227,9 @@ class RNN:
         self._record = _ForwardRecord(layers, h0, input_shape, output.shape, h_n.shape, batched)
         return output, h_n
 
-    def _layer_weights(self, k: int, sfx: str):
-        p = self._params
-        biases = (p[f"bias_ih_l{k}{sfx}"], p[f"bias_hh_l{k}{sfx}"]) if self.bias else (None, None)
-        return p[f"weight_ih_l{k}{sfx}"], p[f"weight_hh_l{k}{sfx}"], *biases
-
-    def _layer_grads(self, k: int, sfx: str):
-        g = self._grads
-        biases = (g[f"bias_ih_l{k}{sfx}"], g[f"bias_hh_l{k}{sfx}"]) if self.bias else (None, None)
-        return g[f"weight_ih_l{k}{sfx}"], g[f"weight_hh_l{k}{sfx}"], *biases
+    def _unit_arrays(self, arrays: dict, k: int, sfx: str) -> tuple:
+        biases = (arrays[f"bias_ih_l{k}{sfx}"], arrays[f"bias_hh_l{k}{sfx}"]) if self.bias else (None, None)
+        return arrays[f"weight_ih_l{k}{sfx}"], arrays[f"weight_hh_l{k}{sfx}"], *biases
 
     def _dropout_mask(self, shape) -> np.ndarray:
         """Inverted dropout: zero with probability p, scale the kept values by 1/(1-p)."""
@@ -258,23 +262,22 @@ class RNN:
         elif self.batch_first:
             dy = dy.swapaxes(0, 1)
         dy = np.array(dy, dtype=self.dtype, order="C")
-        dh_n = None if dh_n is None else np.require(dh_n, requirements="CA")
+        dh_n = None if dh_n is None else c_aligned(dh_n)
         T, B = dy.shape[0], dy.shape[1]
         grad_h0 = np.empty((L * D, B, H), dtype=self.dtype)
 
         for k in reversed(range(L)):
             layer = rec.layers[k]
             dx = np.empty(layer.inputs.shape, dtype=self.dtype)
-            for d, sfx in enumerate(self._suffixes()):
-                cols = slice(d * H, (d + 1) * H)
-                w_ih, w_hh, _, _ = self._layer_weights(k, sfx)
-                dw_ih, dw_hh, db_ih, db_hh = self._layer_grads(k, sfx)
-                _core.backward(
-                    x=layer.inputs, h0=None if rec.h0 is None else rec.h0[k * D + d],
-                    w_ih=w_ih, w_hh=w_hh, h=layer.outputs[:, :, cols], dh=dy[:, :, cols],
-                    dh_n=None if dh_n is None else dh_n[k * D + d], dz=dy[:, :, cols], dx=dx,
-                    accumulate_dx=d > 0, dh0=grad_h0[k * D + d], dw_ih=dw_ih, dw_hh=dw_hh,
-                    db_ih=db_ih, db_hh=db_hh, reverse=d == 1, nonlinearity=self.nonlinearity)
+            for d in range(D):
+                i = k * D + d
+                w_ih, w_hh, _, _ = self._weights[i]
+                dw_ih, dw_hh, db_ih, db_hh = self._grad_arrays[i]
+                h = layer.outputs if D == 1 else layer.outputs[:, :, d * H:(d + 1) * H]
+                dh = dy if D == 1 else dy[:, :, d * H:(d + 1) * H]  # dz overwrites it
+                _core.backward(layer.inputs, None if rec.h0 is None else rec.h0[i], w_ih, w_hh, h,
+                               dh, None if dh_n is None else dh_n[i], dh, dx, d > 0, grad_h0[i],
+                               dw_ih, dw_hh, db_ih, db_hh, d == 1, self.nonlinearity)
             if layer.dropout_mask is not None:  # inputs = previous outputs * mask
                 dx *= layer.dropout_mask
             dy = dx
