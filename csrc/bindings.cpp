@@ -28,9 +28,11 @@ std::string shape_str(const py::array& a) {
     return s + (a.ndim() == 1 ? ",)" : ")");
 }
 
-void require(bool ok, const std::string& what) {
-    if (!ok) throw std::invalid_argument(what);
-}
+// Throws ValueError with `what`, which is built only when the check fails (this runs per call).
+#define REQUIRE(ok, what)                                              \
+    do {                                                               \
+        if (!(ok)) throw std::invalid_argument(what);                  \
+    } while (0)
 
 // A validated view of one argument: its data pointer, the row stride of its last axis in
 // elements, and the byte range it covers (for overlap checks).
@@ -47,20 +49,23 @@ struct View {
 // whose leading axes are laid out as rows of stride ld (ld >= last dim) in C order. Views into
 // columns of a wider array pass; transposed or strided-in-time arrays do not.
 template <typename F>
-View<F> view(const py::array& a, const char* name, std::vector<std::int64_t> shape, bool writable) {
+View<F> view(const py::array& a, const char* name, std::initializer_list<std::int64_t> shape_list,
+             bool writable) {
+    std::int64_t shape[4];  // no heap allocation: this runs for every argument of every call
+    std::copy(shape_list.begin(), shape_list.end(), shape);
+    const auto n = static_cast<std::int64_t>(shape_list.size());
     // Messages are built only on failure: this runs for every argument of every call.
     auto fail = [&](const std::string& what) {
         throw std::invalid_argument(std::string(name) + ": expected " + what);
     };
     auto want_shape = [&] {
         std::string s = "(";
-        for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-        return s + (shape.size() == 1 ? ",)" : ")");
+        for (std::int64_t i = 0; i < n; ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+        return s + (n == 1 ? ",)" : ")");
     };
     if (!a.dtype().is(py::dtype::of<F>()))
         fail("dtype " + py::str(py::dtype::of<F>()).cast<std::string>() + ", got " +
              py::str(a.dtype()).cast<std::string>());
-    const auto n = static_cast<std::int64_t>(shape.size());
     bool shape_ok = a.ndim() == n;
     for (std::int64_t i = 0; shape_ok && i < n; ++i) shape_ok = a.shape(i) == shape[i];
     if (!shape_ok) fail("shape " + want_shape() + ", got " + shape_str(a));
@@ -70,7 +75,7 @@ View<F> view(const py::array& a, const char* name, std::vector<std::int64_t> sha
     // Row (i0, i1, ..) of the leading axes is row number r = (i0 * shape[1] + i1) * ..; it must
     // sit at data + r * ld * itemsize. Axes of extent 1 may have any stride; empty arrays any.
     const auto item = static_cast<std::int64_t>(sizeof(F));
-    const std::int64_t cols = shape.back();
+    const std::int64_t cols = shape[n - 1];
     std::int64_t rows = 1;
     for (std::int64_t i = 0; i + 1 < n; ++i) rows *= shape[i];
     std::int64_t ld = std::max<std::int64_t>(cols, 1);
@@ -108,8 +113,8 @@ View<F> view(const py::array& a, const char* name, std::vector<std::int64_t> sha
 
 template <typename F>
 View<F> optional_view(const std::optional<py::array>& a, const char* name,
-                      std::vector<std::int64_t> shape, bool writable) {
-    return a ? view<F>(*a, name, std::move(shape), writable) : View<F>{};
+                      std::initializer_list<std::int64_t> shape, bool writable) {
+    return a ? view<F>(*a, name, shape, writable) : View<F>{};
 }
 
 template <typename F>
@@ -118,6 +123,14 @@ void require_disjoint(const View<F>& out, const char* out_name,
     for (const auto& [v, name] : others)
         if (*v && out.lo < v->hi && v->lo < out.hi && out.lo != out.hi)
             throw std::invalid_argument(std::string(out_name) + " must not overlap " + name);
+}
+
+// Dispatch on x's dtype; the typed functions reject any other argument of a different dtype.
+bool is_float32(const py::array& x) {
+    if (x.dtype().is(py::dtype::of<float>())) return true;
+    if (x.dtype().is(py::dtype::of<double>())) return false;
+    throw std::invalid_argument("x: expected dtype float32 or float64, got " +
+                                py::str(x.dtype()).cast<std::string>());
 }
 
 // Uninitialised scratch memory (std::bad_alloc becomes MemoryError).
@@ -137,8 +150,8 @@ void forward(const py::array& x, const std::optional<py::array>& h0, const py::a
              const py::array& w_hh, const std::optional<py::array>& b_ih,
              const std::optional<py::array>& b_hh, const py::array& out, bool reverse,
              const std::string& nonlinearity) {
-    require(x.ndim() == 3, "x: expected a 3-D array (T, B, I), got shape " + shape_str(x));
-    require(w_hh.ndim() == 2, "w_hh: expected a 2-D array (H, H), got shape " + shape_str(w_hh));
+    REQUIRE(x.ndim() == 3, "x: expected a 3-D array (T, B, I), got shape " + shape_str(x));
+    REQUIRE(w_hh.ndim() == 2, "w_hh: expected a 2-D array (H, H), got shape " + shape_str(w_hh));
     const Dims d{x.shape(0), x.shape(1), x.shape(2), w_hh.shape(0)};
     const auto vx = view<F>(x, "x", {d.T, d.B, d.I}, false);
     const auto vh0 = optional_view<F>(h0, "h0", {d.B, d.H}, false);
@@ -146,7 +159,7 @@ void forward(const py::array& x, const std::optional<py::array>& h0, const py::a
     const auto vwhh = view<F>(w_hh, "w_hh", {d.H, d.H}, false);
     const auto vbih = optional_view<F>(b_ih, "b_ih", {d.H}, false);
     const auto vbhh = optional_view<F>(b_hh, "b_hh", {d.H}, false);
-    require(bool(vbih) == bool(vbhh), "b_ih and b_hh: expected both or neither");
+    REQUIRE(bool(vbih) == bool(vbhh), "b_ih and b_hh: expected both or neither");
     const auto vout = view<F>(out, "out", {d.T, d.B, d.H}, true);
     require_disjoint(vout, "out", {{&vx, "x"}, {&vh0, "h0"}, {&vwih, "w_ih"}, {&vwhh, "w_hh"},
                                    {&vbih, "b_ih"}, {&vbhh, "b_hh"}});
@@ -157,6 +170,91 @@ void forward(const py::array& x, const std::optional<py::array>& h0, const py::a
                             vbih.data, vbhh.data, vout.data, vout.ld, work.get());
 }
 
+// The weights of a unidirectional RNN, validated once, for streaming one step at a time through
+// all layers with one call (StepPlan.__call__). It holds references to the caller's live weight
+// arrays: changes made to them in place take effect at the next step.
+class StepPlan {
+  public:
+    StepPlan(const py::list& layers, const std::string& nonlinearity)
+        : act_(activation(nonlinearity)) {
+        REQUIRE(layers.size() > 0, "layers: expected at least one (w_ih, w_hh, b_ih, b_hh)");
+        for (const auto& item : layers) {
+            const auto t = item.cast<py::tuple>();
+            REQUIRE(t.size() == 4, "layers: expected tuples (w_ih, w_hh, b_ih, b_hh)");
+            Layer l{t[0].cast<py::array>(), t[1].cast<py::array>(), t[2], t[3]};
+            REQUIRE(l.w_hh.ndim() == 2 && l.w_ih.ndim() == 2, "w_ih, w_hh: expected 2-D arrays");
+            layers_.push_back(std::move(l));
+        }
+        H_ = layers_[0].w_hh.shape(0);
+        I_ = layers_[0].w_ih.shape(1);
+        float32_ = is_float32(layers_[0].w_ih);
+        for (size_t k = 0; k < layers_.size(); ++k)
+            float32_ ? check<float>(k) : check<double>(k);
+        cache_pointers();
+    }
+
+    // x (B, I); h (L, B, H) or None (zero state); out (L, B, H), written with the new states.
+    void operator()(const py::array& x, const std::optional<py::array>& h, const py::array& out) const {
+        float32_ ? run<float>(x, h, out) : run<double>(x, h, out);
+    }
+
+  private:
+    struct Layer {
+        py::array w_ih, w_hh;
+        py::object b_ih, b_hh;  // arrays or None
+        // Their data: fixed for the arrays' lifetime, which the references above extend.
+        const void* ptr[4] = {};
+    };
+
+    template <typename F>
+    void check(size_t k) const {
+        const Layer& l = layers_[k];
+        const std::int64_t in = k == 0 ? I_ : H_;
+        view<F>(l.w_ih, "w_ih", {H_, in}, false);
+        view<F>(l.w_hh, "w_hh", {H_, H_}, false);
+        REQUIRE(l.b_ih.is_none() == l.b_hh.is_none(), "b_ih and b_hh: expected both or neither");
+        if (!l.b_ih.is_none()) {
+            view<F>(l.b_ih.cast<py::array>(), "b_ih", {H_}, false);
+            view<F>(l.b_hh.cast<py::array>(), "b_hh", {H_}, false);
+        }
+    }
+
+    void cache_pointers() {
+        for (Layer& l : layers_) {
+            l.ptr[0] = l.w_ih.data();
+            l.ptr[1] = l.w_hh.data();
+            if (!l.b_ih.is_none()) {
+                l.ptr[2] = l.b_ih.cast<py::array>().data();
+                l.ptr[3] = l.b_hh.cast<py::array>().data();
+            }
+        }
+    }
+
+    template <typename F>
+    void run(const py::array& x, const std::optional<py::array>& h, const py::array& out) const {
+        const auto L = static_cast<std::int64_t>(layers_.size());
+        REQUIRE(x.ndim() == 2, "x: expected a 2-D array (B, I), got shape " + shape_str(x));
+        const std::int64_t B = x.shape(0);
+        const auto vx = view<F>(x, "x", {B, I_}, false);
+        const auto vh = optional_view<F>(h, "h", {L, B, H_}, false);
+        const auto vout = view<F>(out, "out", {L, B, H_}, true);
+        require_disjoint(vout, "out", {{&vx, "x"}, {&vh, "h"}});
+        py::gil_scoped_release release;
+        for (std::int64_t k = 0; k < L; ++k) {
+            const auto w = [&](int i) { return static_cast<const F*>(layers_[k].ptr[i]); };
+            const F* in = k == 0 ? vx.data : vout.data + (k - 1) * B * vout.ld;
+            rnncore::rnn_step<F>(Dims{1, B, k == 0 ? I_ : H_, H_}, act_, in, k == 0 ? vx.ld : vout.ld,
+                                 vh ? vh.data + k * B * vh.ld : nullptr, vh.ld, w(0), w(1), w(2), w(3),
+                                 vout.data + k * B * vout.ld, vout.ld);
+        }
+    }
+
+    Activation act_;
+    std::vector<Layer> layers_;
+    std::int64_t I_ = 0, H_ = 0;
+    bool float32_ = true;
+};
+
 template <typename F>
 void backward(const py::array& x, const std::optional<py::array>& h0, const py::array& w_ih,
               const py::array& w_hh, const py::array& h, const py::array& dh,
@@ -164,8 +262,8 @@ void backward(const py::array& x, const std::optional<py::array>& h0, const py::
               bool accumulate_dx, const py::array& dh0, const py::array& dw_ih,
               const py::array& dw_hh, const std::optional<py::array>& db_ih,
               const std::optional<py::array>& db_hh, bool reverse, const std::string& nonlinearity) {
-    require(x.ndim() == 3, "x: expected a 3-D array (T, B, I), got shape " + shape_str(x));
-    require(w_hh.ndim() == 2, "w_hh: expected a 2-D array (H, H), got shape " + shape_str(w_hh));
+    REQUIRE(x.ndim() == 3, "x: expected a 3-D array (T, B, I), got shape " + shape_str(x));
+    REQUIRE(w_hh.ndim() == 2, "w_hh: expected a 2-D array (H, H), got shape " + shape_str(w_hh));
     const Dims d{x.shape(0), x.shape(1), x.shape(2), w_hh.shape(0)};
     const auto vx = view<F>(x, "x", {d.T, d.B, d.I}, false);
     const auto vh0 = optional_view<F>(h0, "h0", {d.B, d.H}, false);
@@ -181,7 +279,7 @@ void backward(const py::array& x, const std::optional<py::array>& h0, const py::
     const auto vdwhh = view<F>(dw_hh, "dw_hh", {d.H, d.H}, true);
     const auto vdbih = optional_view<F>(db_ih, "db_ih", {d.H}, true);
     const auto vdbhh = optional_view<F>(db_hh, "db_hh", {d.H}, true);
-    require(bool(vdbih) == bool(vdbhh), "db_ih and db_hh: expected both or neither");
+    REQUIRE(bool(vdbih) == bool(vdbhh), "db_ih and db_hh: expected both or neither");
     const bool dz_is_dh = vdz.data == vdh.data && vdz.ld == vdh.ld;
     const std::initializer_list<std::pair<const View<F>*, const char*>> inputs = {
         {&vx, "x"}, {&vh0, "h0"}, {&vwih, "w_ih"}, {&vwhh, "w_hh"}, {&vh, "h"}, {&vdhn, "dh_n"}};
@@ -202,14 +300,6 @@ void backward(const py::array& x, const std::optional<py::array>& h0, const py::
                              vh.data, vh.ld, vdh.data, vdh.ld, vdhn.data, vdz.data, vdz.ld,
                              vdx.data, vdx.ld, accumulate_dx, vdh0.data, vdwih.data, vdwhh.data,
                              vdbih.data, vdbhh.data, work.get());
-}
-
-// Dispatch on x's dtype; the typed functions reject any other argument of a different dtype.
-bool is_float32(const py::array& x) {
-    if (x.dtype().is(py::dtype::of<float>())) return true;
-    if (x.dtype().is(py::dtype::of<double>())) return false;
-    throw std::invalid_argument("x: expected dtype float32 or float64, got " +
-                                py::str(x.dtype()).cast<std::string>());
 }
 
 }  // namespace
@@ -252,6 +342,12 @@ PYBIND11_MODULE(_core, m) {
         py::arg("nonlinearity").noconvert(),
         "BPTT through one forward call. Writes dz (may be dh itself), dx (or adds to it when\n"
         "accumulate_dx) and dh0; adds to dw_ih, dw_hh, db_ih, db_hh.");
+    py::class_<StepPlan>(m, "StepPlan",
+                         "Validated weights of a unidirectional RNN for one-step streaming.")
+        .def(py::init<const py::list&, const std::string&>(), py::arg("layers"), py::arg("nonlinearity"),
+             "layers: [(w_ih, w_hh, b_ih or None, b_hh or None)] per layer, bottom first.")
+        .def("__call__", &StepPlan::operator(), py::arg("x").noconvert(), py::arg("h").noconvert().none(true),
+             py::arg("out").noconvert(), "x (B,I), h (L,B,H) or None -> out (L,B,H): every layer's new state.");
     m.def("set_num_threads", &rnncore::set_num_threads, py::arg("n").noconvert(),
           "Threads for rnncore's kernels (the caller counts as one).");
     m.def("get_num_threads", &rnncore::get_num_threads);

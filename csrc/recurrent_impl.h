@@ -262,9 +262,62 @@ void backward_loop(Activation act, bool reverse, std::int64_t T, std::int64_t ro
     }
 }
 
+// sum over lanes of v
+template <typename F>
+inline F lane_sum(Vec<F> v) {
+    F s = 0;
+    for (int i = 0; i < kLanes<F>; ++i) s += v[i];
+    return s;
+}
+
+// acc[g] += W[g, 0:K] . a[0:K] (lane-wise partial sums) for G rows of W (row stride K); the
+// tail past the last full vector goes to tail[g].
+template <typename F, int G>
+inline void dot_rows(std::int64_t K, const F* a, const F* W, Vec<F> (&acc)[G], F (&tail)[G]) {
+    std::int64_t k = 0;
+    for (; k + kLanes<F> <= K; k += kLanes<F>) {
+        const Vec<F> av = load(a + k);
+#pragma GCC unroll 8
+        for (int g = 0; g < G; ++g) acc[g] += av * load(W + g * K + k);
+    }
+    for (; k < K; ++k)
+        for (int g = 0; g < G; ++g) tail[g] += a[k] * W[g * K + k];
+}
+
+// out[n0 + g] = bias + W_ih[n0 + g] . x + W_hh[n0 + g] . h for G consecutive outputs.
+template <typename F, int G>
+inline void step_outputs(std::int64_t n0, std::int64_t I, std::int64_t H, const F* x, const F* h,
+                         const F* W_ih, const F* W_hh, const F* b_ih, const F* b_hh, F* out) {
+    Vec<F> acc[G] = {};
+    F tail[G] = {};
+    dot_rows<F, G>(I, x, W_ih + n0 * I, acc, tail);
+    if (h) dot_rows<F, G>(H, h, W_hh + n0 * H, acc, tail);
+    for (int g = 0; g < G; ++g) {
+        F sum = b_ih ? b_ih[n0 + g] + b_hh[n0 + g] : F(0);
+        for (int i = 0; i < kLanes<F>; ++i) sum += acc[g][i];
+        out[n0 + g] = sum + tail[g];
+    }
+}
+
+template <typename F>
+void step(Activation act, std::int64_t rows, std::int64_t I, std::int64_t H, const F* x,
+          std::int64_t ldx, const F* h, std::int64_t ldh, const F* W_ih, const F* W_hh,
+          const F* b_ih, const F* b_hh, F* out, std::int64_t ldo) {
+    constexpr int G = 8;  // rows of W per pass: 8 independent FMA chains
+    for (std::int64_t r = 0; r < rows; ++r) {
+        const F* xr = x + r * ldx;
+        const F* hr = h ? h + r * ldh : nullptr;
+        F* o = out + r * ldo;
+        std::int64_t n = 0;
+        for (; n + G <= H; n += G) step_outputs<F, G>(n, I, H, xr, hr, W_ih, W_hh, b_ih, b_hh, o);
+        for (; n < H; ++n) step_outputs<F, 1>(n, I, H, xr, hr, W_ih, W_hh, b_ih, b_hh, o);
+        activate<F>(act, 1, H, o, ldo);
+    }
+}
+
 template <typename F>
 RecurrentKernels<F> make_recurrent_kernels(const char* isa) {
-    return {isa, pack_forward<F>, pack_backward<F>, forward_loop<F>, backward_loop<F>};
+    return {isa, pack_forward<F>, pack_backward<F>, forward_loop<F>, backward_loop<F>, step<F>};
 }
 
 }  // namespace

@@ -87,6 +87,18 @@ void rnn_forward(const Dims& d, Activation act, bool reverse,
 }
 
 template <typename F>
+void rnn_step(const Dims& d, Activation act, const F* x, std::int64_t ldx, const F* h,
+              std::int64_t ldh, const F* W_ih, const F* W_hh, const F* b_ih, const F* b_hh,
+              F* out, std::int64_t ldo) {
+    check_dims(d, ldx, ldo);
+    require(d.T == 1, "rnn_step: expected T = 1, got " + std::to_string(d.T));
+    require(!h || ldh >= d.H, "rnn_step: expected ldh >= H");
+    require(x && W_ih && W_hh && out, "rnn_step: x, W_ih, W_hh and out must not be null");
+    require((b_ih == nullptr) == (b_hh == nullptr), "rnn_step: b_ih and b_hh must both be given or both be null");
+    recurrent<F>().step(act, d.B, d.I, d.H, x, ldx, h, ldh, W_ih, W_hh, b_ih, b_hh, out, ldo);
+}
+
+template <typename F>
 void rnn_backward(const Dims& d, Activation act, bool reverse,
                   const F* x, std::int64_t ldx, const F* h0,
                   const F* W_ih, const F* W_hh,
@@ -181,6 +193,8 @@ void rnn_backward(const Dims& d, Activation act, bool reverse,
 #define RNNCORE_INSTANTIATE(F)                                                                          \
     template std::int64_t rnn_forward_workspace_size<F>(const Dims&);                                   \
     template std::int64_t rnn_backward_workspace_size<F>(const Dims&);                                  \
+    template void rnn_step<F>(const Dims&, Activation, const F*, std::int64_t, const F*, std::int64_t, \
+                              const F*, const F*, const F*, const F*, F*, std::int64_t);             \
     template void rnn_forward<F>(const Dims&, Activation, bool, const F*, std::int64_t, const F*,       \
                                  const F*, const F*, const F*, const F*, F*, std::int64_t, F*);         \
     template void rnn_backward<F>(const Dims&, Activation, bool, const F*, std::int64_t, const F*,      \

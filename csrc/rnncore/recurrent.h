@@ -57,6 +57,12 @@ struct RecurrentKernels {
                           const F* dh, std::int64_t lddh, std::int64_t dh_step, const F* dh_n,
                           const F* packed, F* dz, std::int64_t lddz, std::int64_t dz_step,
                           F* dh0);
+
+    // One step without packing, for streaming: out[r] = act(x[r] W_ih^T + b + h[r] W_hh^T)
+    // for `rows` rows (h nullptr: zero state), as dot products over the rows of W.
+    void (*step)(Activation act, std::int64_t rows, std::int64_t I, std::int64_t H, const F* x,
+                 std::int64_t ldx, const F* h, std::int64_t ldh, const F* W_ih, const F* W_hh,
+                 const F* b_ih, const F* b_hh, F* out, std::int64_t ldo);
 };
 
 // The fastest set this CPU runs.

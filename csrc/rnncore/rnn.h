@@ -44,6 +44,15 @@ void rnn_forward(const Dims& d, Activation act, bool reverse,
                  const F* W_ih, const F* W_hh, const F* b_ih, const F* b_hh,
                  F* h, std::int64_t ldh, F* work);
 
+// One step for streaming, without the per-call packing of rnn_forward:
+//   x: [B,I] row stride ldx; h: [B,H] row stride ldh, or nullptr (zero state);
+//   out: [B,H] row stride ldo, written with act(x W_ih^T + b_ih + b_hh + h W_hh^T); it must not
+//   overlap x or h. Equal to rnn_forward with T = 1 to rounding (the sums run in another order).
+template <typename F>
+void rnn_step(const Dims& d, Activation act, const F* x, std::int64_t ldx, const F* h,
+              std::int64_t ldh, const F* W_ih, const F* W_hh, const F* b_ih, const F* b_hh,
+              F* out, std::int64_t ldo);
+
 // Scratch sizes, in elements of F.
 template <typename F>
 std::int64_t rnn_forward_workspace_size(const Dims& d);

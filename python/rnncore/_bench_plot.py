@@ -65,7 +65,9 @@ def plot(path: str, results: list, stream: list | None = None, title: str = "") 
     """Forward ms, training-step ms and (if measured) extra memory MB per shape and
     implementation; streaming us/step per hidden size (if given)."""
     Figure = require_matplotlib()
-    panels = (_shape_panels(results) if results else []) + ([_stream_panel(stream)] if stream else [])
+    panels = _shape_panels(results) if results else []
+    if stream:
+        panels.append(_stream_panel(stream))
     if not panels:
         raise ValueError("nothing to plot: no shape results and no streaming results")
     width = max(6.0, 1.1 * max(len(p[0]) for p in panels) + 2)

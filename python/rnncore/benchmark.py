@@ -63,7 +63,8 @@ def check_agreement(impls, dtype) -> None:
                                    err_msg=f"{impl.name} forward disagrees with rnncore")
         for got, want, what in zip(impl.train(), want_grads, ("grad_x", "grad_w_hh")):
             # parameter gradients accumulate over calls: compare per-call increments
-            np.testing.assert_allclose(got, want, rtol=rtol, atol=atol * max(1.0, np.abs(want).max()),
+            np.testing.assert_allclose(got, want, rtol=rtol,
+                                       atol=atol * max(1.0, np.abs(want).max()),
                                        err_msg=f"{impl.name} {what} disagrees with rnncore")
 
 
@@ -128,10 +129,10 @@ def format_table(results, peak_by_threads) -> str:
 def format_memory_note(minimum: dict) -> str:
     lines = ["mem MB: the peak resident memory one training step (forward + backward) adds to a "
              "process holding",
-             "the model and the data; fresh process per row. The least rnncore's layer must add: "
-             "the states it",
-             "stores (T*B*D*H per layer) and the gradients it returns (grad_x, grad_h0, "
-             "parameters):"]
+             "the model and the data; fresh process per row; resident memory is counted in pages,",
+             "so below ~0.1 MB it can read 0. The least rnncore's layer must add: the states it "
+             "stores",
+             "(T*B*D*H per layer) and the gradients it returns (grad_x, grad_h0, parameters):"]
     for label, m in minimum.items():
         lines.append(f"  {label:<30} minimum {m['total']:8.2f} MB = states {m['states']:.2f} + "
                      f"grad_x {m['grad_x']:.2f} + grad_h0 {m['grad_h0']:.3f} + "
@@ -146,7 +147,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", nargs="+", type=int,
                         help="thread counts (default: 1; 1 2 with --all)")
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    parser.add_argument("--reps", type=int, default=10, help="minimum timed calls per implementation")
+    parser.add_argument("--reps", type=int, default=10,
+                        help="minimum timed calls per implementation")
     parser.add_argument("--budget", type=float, default=1.0,
                         help="seconds of timing per shape, mode and thread count (default: 1)")
     parser.add_argument("--no-torch", action="store_true", help="skip torch even if installed")
@@ -160,7 +162,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="every named shape at 1 and 2 threads, plus --stream")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--plot", metavar="PATH",
-                        help="also draw the results (needs matplotlib: pip install 'rnncore[plot]')")
+                        help="also draw the results as bar charts (needs matplotlib: "
+                             "pip install 'rnncore[plot]')")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -178,7 +181,8 @@ def run(args: argparse.Namespace) -> int:
     for n in thread_counts if cases else []:
         with limited_threads(n):
             peaks[n] = sgemm_gflops()
-        print(f"{n} thread(s): numpy sgemm 1024^3 = {peaks[n]:.1f} GFLOP/s (the machine's peak for %peak)")
+        print(f"{n} thread(s): numpy sgemm 1024^3 = {peaks[n]:.1f} GFLOP/s "
+              "(the machine's peak for %peak)")
         for case in cases:
             results += bench_case(case, n, dtype, args.reps, args.budget, with_torch, args.memory)
     torch_note = "included" if with_torch else "not included" if args.no_torch else \
@@ -192,8 +196,9 @@ def run(args: argparse.Namespace) -> int:
                           "mem MB: not measured (needs Linux /proc/self/clear_refs)"))
     streamed = []
     if stream:
-        streamed = _bench_stream.bench_stream(with_torch=with_torch)
-        print("\n" + _bench_stream.format_stream(streamed, _bench_stream.STEPS))
+        s = _bench_stream
+        streamed = s.bench_stream(s.HIDDEN_SIZES, s.STEPS, s.BLOCK, with_torch=with_torch)
+        print("\n" + s.format_stream(streamed, s.STEPS))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"dtype": dtype.name, "peak_gflops": peaks, "memory_min_mb": minimum,

@@ -92,6 +92,7 @@ class RNN:
         self._grad_arrays = [self._unit_arrays(self._grads, k, sfx)
                              for k in range(self.num_layers) for sfx in self._suffixes()]
         self._record: _ForwardRecord | None = None
+        self._step_plan = None  # _core.StepPlan over self._weights, made by the first step()
 
     # ---- parameters ---------------------------------------------------------------------------
 
@@ -226,6 +227,41 @@ class RNN:
         output.flags.writeable = False
         self._record = _ForwardRecord(layers, h0, input_shape, output.shape, h_n.shape, batched)
         return output, h_n
+
+    def step(self, x, h=None):
+        """Advance a unidirectional RNN by one time step, for streaming inference.
+
+        x is (B, I) or unbatched (I,); h is (num_layers, B, H) (unbatched (num_layers, H)) or
+        None for a zero state. Returns ``(y, h_new)``: y the top layer's new state (B, H), h_new
+        all layers' new states, to feed back as h. Equal to `forward` over the same steps to
+        float rounding. Inference only: no dropout, no backward.
+        """
+        if self.bidirectional:
+            raise ValueError("step() needs a unidirectional RNN: the reverse direction of a "
+                             "bidirectional one starts from the end of the sequence")
+        L, H, dtype = self.num_layers, self.hidden_size, self.dtype
+        x = as_real_array(x, dtype, "input")
+        batched = x.ndim == 2
+        if not (batched or x.ndim == 1) or x.shape[-1] != self.input_size:
+            raise ValueError(f"step: expected input of shape (B, {self.input_size}) or "
+                             f"({self.input_size},), got {x.shape}")
+        if not batched:
+            x = x[None]
+        B = x.shape[0]
+        if h is not None:
+            h = as_real_array(h, dtype, "h")
+            if h.shape != ((L, B, H) if batched else (L, H)):
+                raise ValueError(f"step: expected h of shape {(L, B, H) if batched else (L, H)}, "
+                                 f"got {h.shape}")
+            if not batched:
+                h = h[:, None]
+        if self._step_plan is None:  # validates the weights once; they are used live
+            self._step_plan = _core.StepPlan(self._weights, self.nonlinearity)
+        h_new = np.empty((L, B, H), dtype=dtype)
+        self._step_plan(c_aligned(x), None if h is None else c_aligned(h), h_new)
+        if not batched:
+            return h_new[L - 1, 0], h_new[:, 0]
+        return h_new[L - 1], h_new
 
     def _unit_arrays(self, arrays: dict, k: int, sfx: str) -> tuple:
         biases = (arrays[f"bias_ih_l{k}{sfx}"], arrays[f"bias_hh_l{k}{sfx}"]) if self.bias else (None, None)

@@ -1,0 +1,215 @@
+"""`rnncore bench` on tiny shapes (fast): the table and JSON, the agreement check catching a wrong
+implementation, the memory measurement, the streaming section and the plot with and without
+matplotlib."""
+
+import json
+import re
+import sys
+
+import numpy as np
+import pytest
+
+from rnncore import RNN, _bench_memory, _bench_plot, _bench_stream, benchmark
+from rnncore.__main__ import main
+from rnncore._bench_cases import IMPLS, impl_names, make_problem, parse_case, torch_available
+
+TINY = ["bench", "--shapes", "5,2,3,4", "--budget", "0.01", "--reps", "2", "--no-memory"]
+NUMPY_ONLY = ["--no-torch"]  # keeps a test free of torch's import time when torch is not needed
+
+
+def reference_step(self, x, h=None):
+    """A stand-in for rnn.step (one layer, tanh) until the real one exists."""
+    p = self.parameters()
+    if h is None:
+        h = np.zeros((1, *x.shape[:-1], self.hidden_size), self.dtype)
+    new = np.tanh(x @ p["weight_ih_l0"].T + p["bias_ih_l0"] + h[0] @ p["weight_hh_l0"].T
+                  + p["bias_hh_l0"])
+    return new, new[None]
+
+
+@pytest.fixture
+def with_step(monkeypatch):
+    if not hasattr(RNN, "step"):
+        monkeypatch.setattr(RNN, "step", reference_step, raising=False)
+
+
+def test_bench_case_results_and_ratios():
+    with_torch = torch_available()
+    results = benchmark.bench_case(parse_case("5,2,3,4"), 1, np.float32, 2, 0.01, with_torch)
+    assert [r.impl for r in results] == ["rnncore", "numpy"] + (["torch"] if with_torch else [])
+    for r in results:
+        assert r.case == "custom T5 B2 I3 H4" and r.threads == 1 and r.dtype == "float32"
+        assert r.forward_ms > 0 and r.train_ms > 0 and r.train_extra_mb is None
+        assert r.forward_gflops == pytest.approx(2 * 5 * 2 * 4 * (3 + 4) / r.forward_ms / 1e6)
+    keys = {f"{r.impl}_{mode}" for r in results[1:] for mode in ("forward", "train")}
+    assert set(results[0].ratios) == keys and all(v > 0 for v in results[0].ratios.values())
+
+
+def test_named_and_bidirectional_cases():
+    assert parse_case("S2").label() == "S2 T100 B32 I64 H128"
+    bi2 = parse_case("bi2")
+    assert bi2.label() == "bi2 T100 B32 I64 H128 L2 bi"
+    assert bi2.forward_flop == 2 * 2 * 100 * 32 * 128 * (64 + 128 + 256 + 128)
+    assert impl_names(bi2, with_torch=True) == ["rnncore", "torch"]  # numpy loop: one layer only
+    with pytest.raises(SystemExit, match="unknown shape '5,2,3'"):
+        parse_case("5,2,3")
+
+
+def test_table_and_json(tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    assert main(TINY + ["--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "numpy sgemm 1024^3 =" in out and "mem MB" in out
+    rows = [line.split() for line in out.splitlines() if line.startswith("custom T5 B2 I3 H4")]
+    assert [row[5] for row in rows][:2] == ["rnncore", "numpy"]
+    assert all(row[12] == "-" for row in rows)  # memory not measured
+    data = json.loads(path.read_text())
+    assert set(data) == {"dtype", "peak_gflops", "memory_min_mb", "results", "stream"}
+    assert data["dtype"] == "float32" and data["peak_gflops"]["1"] > 0 and data["stream"] == []
+    assert len(data["results"]) == len(rows)
+    first = data["results"][0]
+    assert first["impl"] == "rnncore" and "numpy_train" in first["ratios"]
+    assert set(first) >= {"case", "threads", "forward_ms", "train_ms", "forward_gflops",
+                          "train_gflops", "train_extra_mb"}
+    assert data["memory_min_mb"]["custom T5 B2 I3 H4"]["total"] > 0
+
+
+def test_disagreeing_implementation_is_caught():
+    case = parse_case("5,2,3,4")
+    problem = make_problem(case, np.float32)
+    rncore, numpy_loop = (IMPLS[name](*problem) for name in ("rnncore", "numpy"))
+    benchmark.check_agreement([rncore, numpy_loop], np.float32)  # the honest pair agrees
+
+    class WrongForward(IMPLS["numpy"]):
+        def forward(self):
+            return super().forward() + 1e-2
+
+    class WrongGradient(IMPLS["numpy"]):
+        def train(self):
+            dx, dw_hh = super().train()
+            return dx * 1.05, dw_hh
+
+    with pytest.raises(AssertionError, match="numpy forward disagrees with rnncore"):
+        benchmark.check_agreement([rncore, WrongForward(*problem)], np.float32)
+    with pytest.raises(AssertionError, match="numpy grad_x disagrees with rnncore"):
+        benchmark.check_agreement([rncore, WrongGradient(*problem)], np.float32)
+
+
+def test_minimum_memory_by_hand():
+    m = _bench_memory.minimum_extra_mb(parse_case("bi2"), np.float32)
+    MB = 1024 * 1024
+    assert m["states"] == pytest.approx(2 * 100 * 32 * 2 * 128 * 4 / MB)
+    assert m["grad_x"] == pytest.approx(100 * 32 * 64 * 4 / MB)
+    assert m["grad_h0"] == pytest.approx(4 * 32 * 128 * 4 / MB)
+    params = 2 * (128 * (64 + 128) + 256) + 2 * (128 * (256 + 128) + 256)
+    assert m["param_grads"] == pytest.approx(params * 4 / MB)
+    assert m["total"] == pytest.approx(m["states"] + m["grad_x"] + m["grad_h0"] + params * 4 / MB)
+
+
+@pytest.mark.skipif(not _bench_memory.supported(), reason="needs Linux /proc/self/clear_refs")
+def test_memory_column(tmp_path, capsys):
+    # Big enough to be seen in the resident set size: ~0.5 MB of states and gradients.
+    shape = "40,16,64,128"
+    path = tmp_path / "bench.json"
+    args = ["bench", "--shapes", shape, "--budget", "0.01", "--reps", "2", "--memory", "--json",
+            str(path)]
+    assert main(args + NUMPY_ONLY) == 0
+    out = capsys.readouterr().out
+    assert "The least rnncore's layer must add" in out and "minimum" in out
+    data = json.loads(path.read_text())
+    minimum = data["memory_min_mb"]["custom T40 B16 I64 H128"]["total"]
+    for r in data["results"]:
+        # At least the states and gradients; not wildly more (a few copies of them).
+        assert 0.5 * minimum < r["train_extra_mb"] < 5 * minimum + 1, r
+
+
+def test_stream_section(with_step, capsys, tmp_path):
+    results = _bench_stream.bench_stream(hidden_sizes=(8, 16), steps=20, block=10)
+    assert [(r.H, r.impl) for r in results] == [(8, "rnncore"), (8, "numpy"), (16, "rnncore"),
+                                                (16, "numpy")]
+    assert all(r.us_per_step > 0 for r in results)
+    lines = _bench_stream.format_stream(results, 20).splitlines()
+    assert lines[0].startswith("streaming: one step from Python, B=1") and "20 steps" in lines[0]
+    assert lines[1].split()[:3] == ["H", "rnncore", "us"]
+    assert re.fullmatch(r" +8 +[\d.]+ +[\d.]+ +numpy [\d.]+x", lines[3])
+    assert len(lines) == 5  # no "not available" line
+
+
+def test_stream_in_cli_json(with_step, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(_bench_stream, "HIDDEN_SIZES", (8,))
+    monkeypatch.setattr(_bench_stream, "STEPS", 20)
+    monkeypatch.setattr(_bench_stream, "BLOCK", 10)
+    path = tmp_path / "bench.json"
+    assert main(["bench", "--shapes", "--stream", "--json", str(path)] + NUMPY_ONLY) == 0
+    out = capsys.readouterr().out
+    assert "streaming: one step from Python" in out and "sgemm" not in out  # no shapes: no table
+    stream = json.loads(path.read_text())["stream"]
+    assert [(r["H"], r["impl"]) for r in stream] == [(8, "rnncore"), (8, "numpy")]
+
+
+def test_stream_without_step(monkeypatch):
+    if hasattr(RNN, "step"):
+        monkeypatch.delattr(RNN, "step")
+    results = _bench_stream.bench_stream(hidden_sizes=(8,), steps=20, block=10)
+    assert [r.impl for r in results] == ["numpy"]
+    assert _bench_stream.NOT_AVAILABLE in _bench_stream.format_stream(results, 20)
+
+
+def test_wrong_step_is_caught(monkeypatch):
+    def wrong_step(self, x, h=None):
+        y, h = reference_step(self, x, h)
+        return y, h * 1.01
+
+    monkeypatch.setattr(RNN, "step", wrong_step, raising=False)
+    with pytest.raises(AssertionError, match="streaming: numpy step disagrees with rnncore"):
+        _bench_stream.bench_stream(hidden_sizes=(8,), steps=20, block=10)
+
+
+@pytest.mark.skipif(not torch_available(), reason="torch not installed")
+def test_stream_against_torch_cell(with_step):
+    results = _bench_stream.bench_stream(hidden_sizes=(8,), steps=20, block=10, with_torch=True)
+    assert [r.impl for r in results] == ["rnncore", "numpy", "torch"]
+
+
+def test_all_runs_every_shape_at_1_and_2_threads_and_the_stream(monkeypatch, capsys):
+    calls, streamed = [], []
+    monkeypatch.setattr(benchmark, "sgemm_gflops", lambda: 1.0)
+    monkeypatch.setattr(benchmark, "bench_case", lambda case, n, *a: calls.append((case.name, n))
+                        or [])
+    monkeypatch.setattr(_bench_stream, "bench_stream", lambda *a, **k: streamed.append(a) or [])
+    assert main(["bench", "--all", "--no-memory"] + NUMPY_ONLY) == 0
+    assert calls == [(name, n) for n in (1, 2) for name in benchmark.SHAPES]
+    assert streamed == [(_bench_stream.HIDDEN_SIZES, _bench_stream.STEPS, _bench_stream.BLOCK)]
+    calls.clear()
+    assert main(["bench", "--all", "--shapes", "S2", "--threads", "2", "--no-memory"]) == 0
+    assert calls == [("S2", 2)]  # explicit choices win over --all's
+
+
+def test_nothing_to_run():
+    with pytest.raises(SystemExit, match="nothing to run"):
+        main(["bench", "--shapes"])
+
+
+def test_plot(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "bench.png"
+    assert main(TINY + ["--plot", str(path)] + NUMPY_ONLY) == 0
+    assert f"wrote {path}" in capsys.readouterr().out
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Every panel: memory, a shape without the numpy loop, several thread counts, streaming.
+    R = benchmark.Result
+    results = [R("S1 T1", "rnncore", 1, "float32", 1.0, 2.0, 1.0, 1.0, train_extra_mb=0.0),
+               R("S1 T1", "numpy", 1, "float32", 2.0, 3.0, 1.0, 1.0, train_extra_mb=0.5),
+               R("bi2 T1", "rnncore", 2, "float32", 1.0, 2.0, 1.0, 1.0, train_extra_mb=1.0)]
+    stream = [_bench_stream.StreamResult(32, "rnncore", 1.5),
+              _bench_stream.StreamResult(32, "numpy", 4.0)]
+    _bench_plot.plot(str(path), results, stream, title="test")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_without_matplotlib(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
+    with pytest.raises(SystemExit, match=r"pip install 'rnncore\[plot\]'"):
+        main(TINY + ["--plot", str(tmp_path / "bench.png")])
+    assert capsys.readouterr().out == ""  # refused before benchmarking anything
+    assert not (tmp_path / "bench.png").exists()
