@@ -236,10 +236,16 @@ class RNN:
         all layers' new states, to feed back as h. Equal to `forward` over the same steps to
         float rounding. Inference only: no dropout, no backward.
         """
+        L, H, dtype, plan = self.num_layers, self.hidden_size, self.dtype, self._step_plan
+        if (plan is not None and type(x) is np.ndarray and x.dtype == dtype and x.ndim == 2
+                and (h is None or (type(h) is np.ndarray and h.dtype == dtype and h.ndim == 3))):
+            # The streaming fast path: the plan checks shapes and layouts itself.
+            h_new = np.empty((L, x.shape[0], H), dtype=dtype)
+            plan(x, h, h_new)
+            return h_new[L - 1], h_new
         if self.bidirectional:
             raise ValueError("step() needs a unidirectional RNN: the reverse direction of a "
                              "bidirectional one starts from the end of the sequence")
-        L, H, dtype = self.num_layers, self.hidden_size, self.dtype
         x = as_real_array(x, dtype, "input")
         batched = x.ndim == 2
         if not (batched or x.ndim == 1) or x.shape[-1] != self.input_size:
