@@ -124,6 +124,9 @@ void rnn_backward(const Dims& d, Activation act, bool reverse,
     }
     const auto& k = recurrent<F>();
     const auto& ew = elementwise<F>();
+    // Our threads make the BLAS calls below, each of which must stay on its thread: undo any
+    // thread count set on this OpenBLAS from outside (threadpoolctl, for one).
+    if (blas::get_num_threads() != 1) blas::set_num_threads(1);
     k.pack_backward(H, W_hh, work);
 
     // The time loop, batch slices in parallel:

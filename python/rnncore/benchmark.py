@@ -1,8 +1,8 @@
 """`rnncore bench`: rnncore against a numpy loop and torch.nn.RNN, in one run on the same inputs.
 
 Every implementation's forward output and gradients are checked against rnncore's before anything
-is timed. Implementations alternate call by call so that machine noise hits them alike; the table
-reports medians, GFLOP/s from the FLOP count (forward 2*T*B*H*(I+H) per layer and direction,
+is timed. Implementations take turns in blocks of calls, each block after a pause that lets the
+worker threads of the one before go idle; the table reports medians, GFLOP/s from the FLOP count (forward 2*T*B*H*(I+H) per layer and direction,
 training step 3x that) and the ratios torch/rnncore and numpy/rnncore of the same run.
 
 Also, in other modules: the peak extra memory of a training step (`--memory`, on by default;
@@ -68,23 +68,33 @@ def check_agreement(impls, dtype) -> None:
                                        err_msg=f"{impl.name} {what} disagrees with rnncore")
 
 
+ROUNDS = 3  # blocks of calls per implementation, in turn
+QUIET_S = 0.3  # pause before each block: longer than BLAS/OpenMP workers spin after a call
+
+
 def time_calls(impls, what: str, min_reps: int, budget_s: float) -> dict:
-    """Median seconds per call of each impl's `what`, alternating impls call by call."""
-    for impl in impls:  # warm-up
-        getattr(impl, what)()
+    """Median seconds per call of each impl's `what`.
+
+    Implementations take turns in blocks of calls (ROUNDS blocks each), so slow drift of a shared
+    machine hits them alike; each block starts after a pause, so that the worker threads another
+    implementation left spinning (OpenBLAS, OpenMP) have gone to sleep and take no core from it.
+    """
     times = {impl.name: [] for impl in impls}
-    start = time.perf_counter()
-    while True:
+    block_budget = budget_s / ROUNDS
+    for _ in range(ROUNDS):
         for impl in impls:
             fn = getattr(impl, what)
-            t0 = time.perf_counter()
-            fn()
-            times[impl.name].append(time.perf_counter() - t0)
-        done = len(times[impls[0].name])
-        if done >= min_reps and time.perf_counter() - start > budget_s:
-            break
-        if done >= 10 * min_reps and time.perf_counter() - start > budget_s / 4:
-            break
+            time.sleep(QUIET_S)
+            fn()  # warm-up: caches, pages, thread pools
+            start = time.perf_counter()
+            calls = 0
+            while calls < -(-min_reps // ROUNDS) or time.perf_counter() - start < block_budget:
+                t0 = time.perf_counter()
+                fn()
+                times[impl.name].append(time.perf_counter() - t0)
+                calls += 1
+                if calls >= 10 * min_reps and time.perf_counter() - start > block_budget / 4:
+                    break
     return {name: statistics.median(t) for name, t in times.items()}
 
 
