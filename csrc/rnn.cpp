@@ -156,6 +156,7 @@ void rnn_backward(const Dims& d, Activation act, bool reverse,
     const Split xrows{rows, chunks, 1}, hrows{rows - B, chunks, 1}, cols{H, chunks, 1};
     F* partial_ih = work + packed_backward_size<F>(H);  // [chunks - 1, H, I]
     F* partial_hh = partial_ih + (chunks - 1) * H * I;  // [chunks - 1, H, H]
+    const bool worth_threads = 2 * rows * H * (2 * I + H) >= 4'000'000;
     parallel_for(static_cast<int>(3 * chunks), [&](int task) {
         const std::int64_t c = task / 3;
         switch (task % 3) {
@@ -186,7 +187,7 @@ void rnn_backward(const Dims& d, Activation act, bool reverse,
                               accumulate_dx ? F(1) : F(0), dx + r0 * lddx, lddx);
             }
         }
-    });
+    }, worth_threads);
     for (std::int64_t c = 1; c < chunks; ++c) {
         for (std::int64_t i = 0; i < H * I; ++i) dW_ih[i] += partial_ih[(c - 1) * H * I + i];
         for (std::int64_t i = 0; i < H * H; ++i) dW_hh[i] += partial_hh[(c - 1) * H * H + i];

@@ -143,6 +143,12 @@ void set_num_threads(int n) {
 
 int get_num_threads() { return pool().size(); }
 
-void parallel_for(int n, const std::function<void(int)>& task) { pool().run(n, task); }
+void parallel_for(int n, const std::function<void(int)>& task, bool worth_threads) {
+    if (!worth_threads) {
+        for (int i = 0; i < n; ++i) task(i);
+        return;
+    }
+    pool().run(n, task);
+}
 
 }  // namespace rnncore

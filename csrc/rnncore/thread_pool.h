@@ -11,8 +11,9 @@ namespace rnncore {
 void set_num_threads(int n);
 int get_num_threads();
 
-// Runs task(i) for i in [0, n) on up to get_num_threads() threads and returns when all are done.
-// The first exception a task throws is rethrown here.
-void parallel_for(int n, const std::function<void(int)>& task);
+// Runs task(i) for i in [0, n) on up to get_num_threads() threads (all on the caller's thread
+// when `worth_threads` is false: waking a worker costs tens of microseconds) and returns when all
+// are done. The first exception a task throws is rethrown here.
+void parallel_for(int n, const std::function<void(int)>& task, bool worth_threads = true);
 
 }  // namespace rnncore
