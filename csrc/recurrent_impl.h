@@ -199,12 +199,12 @@ void forward_loop(Activation act, bool reverse, std::int64_t T, std::int64_t row
         const F* hp = s == 0 ? h0 : h + (reverse ? t + 1 : t - 1) * h_step;
         const std::int64_t ldhp = s == 0 ? H : ldh, Hk = hp ? H : 0;
         F* ht = h + t * h_step;
-        for (std::int64_t p = 0; p < panels; ++p) {
-            const F* panel = packed + p * NR * (I + H);
-            const int ncols = static_cast<int>(H - p * NR < NR ? H - p * NR : NR);
-            for (std::int64_t r0 = 0; r0 < rows; r0 += kMR) {
-                const F* xr = xt + r0 * ldx;
-                const F* hr = hp ? hp + r0 * ldhp : nullptr;
+        for (std::int64_t r0 = 0; r0 < rows; r0 += kMR) {  // a tile's rows of x, h_prev stay in L1
+            const F* xr = xt + r0 * ldx;
+            const F* hr = hp ? hp + r0 * ldhp : nullptr;
+            for (std::int64_t p = 0; p < panels; ++p) {
+                const F* panel = packed + p * NR * (I + H);
+                const int ncols = static_cast<int>(H - p * NR < NR ? H - p * NR : NR);
                 F* zr = ht + r0 * ldh + p * NR;
                 switch (rows - r0 < kMR ? rows - r0 : kMR) {
                     case 1: forward_tile<F, 1>(I, Hk, xr, ldx, hr, ldhp, panel, bias + p * NR, zr, ldh, ncols); break;
@@ -240,12 +240,12 @@ void backward_loop(Activation act, bool reverse, std::int64_t T, std::int64_t ro
         const F* hp = tp >= 0 ? h + tp * h_step : nullptr;
         F* out = tp >= 0 ? dz + tp * dz_step : dh0;
         const std::int64_t ldo = tp >= 0 ? lddz : H;
-        for (std::int64_t p = 0; p < panels; ++p) {
-            const F* panel = packed + p * NR * H;
-            const int ncols = static_cast<int>(H - p * NR < NR ? H - p * NR : NR);
-            const std::int64_t c = p * NR;
-            for (std::int64_t r0 = 0; r0 < rows; r0 += kMR) {
-                const F* a = dzt + r0 * lddz;
+        for (std::int64_t r0 = 0; r0 < rows; r0 += kMR) {  // a tile's rows of dz stay in L1
+            const F* a = dzt + r0 * lddz;
+            for (std::int64_t p = 0; p < panels; ++p) {
+                const F* panel = packed + p * NR * H;
+                const int ncols = static_cast<int>(H - p * NR < NR ? H - p * NR : NR);
+                const std::int64_t c = p * NR;
                 const F* dhr = dhp ? dhp + r0 * lddh + c : nullptr;
                 const F* hr = hp ? hp + r0 * ldh + c : nullptr;
                 F* o = out + r0 * ldo + c;
