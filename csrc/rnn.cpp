@@ -63,7 +63,7 @@ std::int64_t rnn_forward_workspace_size(const Dims& d) {
 
 template <typename F>
 std::int64_t rnn_backward_workspace_size(const Dims& d) {
-    return packed_backward_size<F>(d.H) + (backward_gemm_chunks(d) - 1) * d.H * (d.I + d.H);
+    return packed_backward_size<F>(d.H) + (backward_gemm_chunks(d) - 1) * d.H * (d.I + d.H) + d.H;
 }
 
 template <typename F>
@@ -156,6 +156,7 @@ void rnn_backward(const Dims& d, Activation act, bool reverse,
     const Split xrows{rows, chunks, 1}, hrows{rows - B, chunks, 1}, cols{H, chunks, 1};
     F* partial_ih = work + packed_backward_size<F>(H);  // [chunks - 1, H, I]
     F* partial_hh = partial_ih + (chunks - 1) * H * I;  // [chunks - 1, H, H]
+    F* bias_sum = partial_hh + (chunks - 1) * H * H;    // [H]
     const bool worth_threads = 2 * rows * H * (2 * I + H) >= 4'000'000;
     parallel_for(static_cast<int>(3 * chunks), [&](int task) {
         const std::int64_t c = task / 3;
@@ -166,9 +167,11 @@ void rnn_backward(const Dims& d, Activation act, bool reverse,
                 blas::gemm<F>(Op::T, Op::N, H, I, n, F(1), dz + r0 * lddz, lddz, x + r0 * ldx, ldx,
                               c == 0 ? F(1) : F(0), out, I);
                 const std::int64_t j0 = cols.begin(c), nj = cols.end(c) - j0;
-                if (db_ih && nj > 0) {
-                    ew.add_column_sums(rows, nj, dz + j0, lddz, db_ih + j0);
-                    ew.add_column_sums(rows, nj, dz + j0, lddz, db_hh + j0);
+                if (db_ih && nj > 0) {  // sum once, add to both (as torch adds dz.sum(0) to .grad)
+                    F* sum = bias_sum + j0;
+                    for (std::int64_t j = 0; j < nj; ++j) sum[j] = F(0);
+                    ew.add_column_sums(rows, nj, dz + j0, lddz, sum);
+                    for (std::int64_t j = 0; j < nj; ++j) db_ih[j0 + j] += sum[j], db_hh[j0 + j] += sum[j];
                 }
                 break;
             }

@@ -71,7 +71,7 @@ std::int64_t rnn_backward_workspace_size(const Dims& d);
 //   dW_ih [H,I], dW_hh [H,H], db_ih [H], db_hh [H]: accumulated (like torch's .grad);
 //         db_* are nullptr when the layer has no bias.
 //   work: rnn_backward_workspace_size<F>(d) elements of scratch (the packed W_hh, and partial
-//         weight gradients for large problems).
+//         weight gradients for large problems, the bias gradient sum).
 // The time loop runs batch slices on get_num_threads() threads; the weight, bias and input
 // gradients are then GEMMs (and reductions) over all T*B rows, cut into a few row chunks that run
 // as parallel tasks. Results do not depend on the thread count.
