@@ -1,20 +1,8 @@
 // Picks the kernels for this CPU once, at first use: the AVX2+FMA build where the CPU has both,
 // else the baseline build.
-#include "rnncore/elementwise.h"
-#include "rnncore/recurrent.h"
+#include "rnncore/isa.h"
 
 namespace rnncore {
-
-template <typename F>
-const ElementwiseKernels<F>& elementwise_baseline();
-template <typename F>
-const RecurrentKernels<F>& recurrent_baseline();
-#ifdef RNNCORE_HAVE_AVX2
-template <typename F>
-const ElementwiseKernels<F>& elementwise_avx2();
-template <typename F>
-const RecurrentKernels<F>& recurrent_avx2();
-#endif
 
 namespace {
 bool use_avx2() {

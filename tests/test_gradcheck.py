@@ -6,23 +6,7 @@ import pytest
 
 import rnncore
 from helpers import make_data
-
-EPS = 1e-6
-
-
-def numerical_gradient(loss, a):
-    """Central differences of loss() with respect to every element of the array a, in place."""
-    grad = np.zeros_like(a)
-    for i in np.ndindex(a.shape):
-        saved = a[i]
-        a[i] = saved + EPS
-        plus = loss()
-        a[i] = saved - EPS
-        minus = loss()
-        a[i] = saved
-        grad[i] = (plus - minus) / (2 * EPS)
-    return grad
-
+from model_helpers import numerical_gradient
 
 CONFIGS = [
     dict(num_layers=2, bidirectional=True, nonlinearity="tanh"),

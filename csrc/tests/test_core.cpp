@@ -18,23 +18,11 @@
 
 #include "reference.h"
 #include "rnncore/elementwise.h"
+#include "rnncore/isa.h"
 #include "rnncore/recurrent.h"
 #include "rnncore/rnn.h"
 #include "rnncore/thread_pool.h"
 
-namespace rnncore {
-// Each instruction set's kernels (elementwise_*.cpp, recurrent_*.cpp).
-template <typename F>
-const ElementwiseKernels<F>& elementwise_baseline();
-template <typename F>
-const RecurrentKernels<F>& recurrent_baseline();
-#ifdef RNNCORE_HAVE_AVX2
-template <typename F>
-const ElementwiseKernels<F>& elementwise_avx2();
-template <typename F>
-const RecurrentKernels<F>& recurrent_avx2();
-#endif
-}  // namespace rnncore
 
 namespace {
 
