@@ -15,16 +15,19 @@ namespace {
 
 using blas::Op;
 
-void require(bool ok, const std::string& what) {
-    if (!ok) throw std::invalid_argument(what);
-}
+// Throws std::invalid_argument(what); `what` is only built when the check fails (this runs on
+// every call, streaming steps included).
+#define REQUIRE(ok, what)                                     \
+    do {                                                      \
+        if (!(ok)) throw std::invalid_argument(what);         \
+    } while (0)
 
 void check_dims(const Dims& d, std::int64_t ldx, std::int64_t ldh) {
-    require(d.T >= 0 && d.B >= 0 && d.I >= 1 && d.H >= 1,
+    REQUIRE(d.T >= 0 && d.B >= 0 && d.I >= 1 && d.H >= 1,
             "rnn: expected T >= 0, B >= 0, I >= 1, H >= 1, got T=" + std::to_string(d.T) +
                 " B=" + std::to_string(d.B) + " I=" + std::to_string(d.I) + " H=" + std::to_string(d.H));
-    require(ldx >= d.I, "rnn: expected ldx >= I = " + std::to_string(d.I) + ", got " + std::to_string(ldx));
-    require(ldh >= d.H, "rnn: expected ldh >= H = " + std::to_string(d.H) + ", got " + std::to_string(ldh));
+    REQUIRE(ldx >= d.I, "rnn: expected ldx >= I = " + std::to_string(d.I) + ", got " + std::to_string(ldx));
+    REQUIRE(ldh >= d.H, "rnn: expected ldh >= H = " + std::to_string(d.H) + ", got " + std::to_string(ldh));
 }
 
 // Contiguous ranges of `rows` split `parts` ways, every boundary a multiple of `align`.
@@ -72,8 +75,8 @@ void rnn_forward(const Dims& d, Activation act, bool reverse,
                  const F* W_ih, const F* W_hh, const F* b_ih, const F* b_hh,
                  F* h, std::int64_t ldh, F* work) {
     check_dims(d, ldx, ldh);
-    require(x && W_ih && W_hh && h && work, "rnn_forward: x, W_ih, W_hh, h and work must not be null");
-    require((b_ih == nullptr) == (b_hh == nullptr), "rnn_forward: b_ih and b_hh must both be given or both be null");
+    REQUIRE(x && W_ih && W_hh && h && work, "rnn_forward: x, W_ih, W_hh, h and work must not be null");
+    REQUIRE((b_ih == nullptr) == (b_hh == nullptr), "rnn_forward: b_ih and b_hh must both be given or both be null");
     if (d.T == 0 || d.B == 0) return;
     const auto& k = recurrent<F>();
     k.pack_forward(d.I, d.H, W_ih, W_hh, b_ih, b_hh, work);
@@ -91,10 +94,10 @@ void rnn_step(const Dims& d, Activation act, const F* x, std::int64_t ldx, const
               std::int64_t ldh, const F* W_ih, const F* W_hh, const F* b_ih, const F* b_hh,
               F* out, std::int64_t ldo) {
     check_dims(d, ldx, ldo);
-    require(d.T == 1, "rnn_step: expected T = 1, got " + std::to_string(d.T));
-    require(!h || ldh >= d.H, "rnn_step: expected ldh >= H");
-    require(x && W_ih && W_hh && out, "rnn_step: x, W_ih, W_hh and out must not be null");
-    require((b_ih == nullptr) == (b_hh == nullptr), "rnn_step: b_ih and b_hh must both be given or both be null");
+    REQUIRE(d.T == 1, "rnn_step: expected T = 1, got " + std::to_string(d.T));
+    REQUIRE(!h || ldh >= d.H, "rnn_step: expected ldh >= H");
+    REQUIRE(x && W_ih && W_hh && out, "rnn_step: x, W_ih, W_hh and out must not be null");
+    REQUIRE((b_ih == nullptr) == (b_hh == nullptr), "rnn_step: b_ih and b_hh must both be given or both be null");
     recurrent<F>().step(act, d.B, d.I, d.H, x, ldx, h, ldh, W_ih, W_hh, b_ih, b_hh, out, ldo);
 }
 
@@ -109,13 +112,13 @@ void rnn_backward(const Dims& d, Activation act, bool reverse,
                   F* dW_ih, F* dW_hh, F* db_ih, F* db_hh,
                   F* work) {
     check_dims(d, ldx, ldh);
-    require(lddh >= d.H && lddz >= d.H && lddx >= d.I,
+    REQUIRE(lddh >= d.H && lddz >= d.H && lddx >= d.I,
             "rnn_backward: expected lddh >= H, lddz >= H, lddx >= I, got lddh=" + std::to_string(lddh) +
                 " lddz=" + std::to_string(lddz) + " lddx=" + std::to_string(lddx));
-    require(x && W_ih && W_hh && h && dh && dz && dx && dh0 && dW_ih && dW_hh && work,
+    REQUIRE(x && W_ih && W_hh && h && dh && dz && dx && dh0 && dW_ih && dW_hh && work,
             "rnn_backward: only h0, dh_n and the bias gradients may be null");
-    require(static_cast<const F*>(dz) != dh || lddz == lddh, "rnn_backward: dz may alias dh only with the same row stride");
-    require((db_ih == nullptr) == (db_hh == nullptr), "rnn_backward: db_ih and db_hh must both be given or both be null");
+    REQUIRE(static_cast<const F*>(dz) != dh || lddz == lddh, "rnn_backward: dz may alias dh only with the same row stride");
+    REQUIRE((db_ih == nullptr) == (db_hh == nullptr), "rnn_backward: db_ih and db_hh must both be given or both be null");
     const std::int64_t T = d.T, B = d.B, H = d.H, I = d.I, rows = T * B;
     if (B == 0) return;  // nothing flows; dh0 and dx are empty
     if (T == 0) {        // no step ran: the final state is h0 itself
