@@ -4,9 +4,10 @@
 //
 // GEMM blocking: C[rows, H] = A[rows, K] @ Wp[K, H] where Wp is packed in panels of NR columns,
 // each panel K rows of NR contiguous values (zero-padded past H). A micro-tile computes ROWS <= MR
-// rows by one panel, NR/2-wide vectors, 2*ROWS accumulators in registers, k in order: each output
-// element sums over k in the same order whatever tile it falls in, and tiles always start at
-// rows that are multiples of MR, so results do not depend on how the batch is split in threads.
+// rows by one panel, NR/2-wide vectors, 2*ROWS accumulators in registers. The order of the sum
+// over k depends only on the tile's height (in order; four interleaved chains for 1-row tiles),
+// and tiles always start at rows that are multiples of MR, so a row always lands in the same
+// kind of tile: results do not depend on how the batch is split across threads.
 #pragma once
 
 #include <cstdint>

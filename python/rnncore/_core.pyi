@@ -1,0 +1,68 @@
+"""Type stub for rnncore's compiled kernels (csrc/bindings.cpp). Private: use the rnncore package.
+
+Arrays are float32 or float64 (one dtype per call), C-contiguous where written; the kernels never
+convert (pybind11 ``noconvert``), they raise ValueError on a wrong dtype, shape or layout.
+"""
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+_Array = NDArray[np.floating[Any]]
+
+def forward(
+    x: _Array,
+    h0: _Array | None,
+    w_ih: _Array,
+    w_hh: _Array,
+    b_ih: _Array | None,
+    b_hh: _Array | None,
+    out: _Array,
+    reverse: bool,
+    nonlinearity: str,
+) -> None:
+    """One layer, one direction: out[t] = act(x[t] w_ih^T + b_ih + b_hh + out[t -+ 1] w_hh^T).
+    x (T,B,I); h0 (B,H) or None; out (T,B,H), may be a column slice of a wider array."""
+
+def backward(
+    x: _Array,
+    h0: _Array | None,
+    w_ih: _Array,
+    w_hh: _Array,
+    h: _Array,
+    dh: _Array,
+    dh_n: _Array | None,
+    dz: _Array,
+    dx: _Array,
+    accumulate_dx: bool,
+    dh0: _Array,
+    dw_ih: _Array,
+    dw_hh: _Array,
+    db_ih: _Array | None,
+    db_hh: _Array | None,
+    reverse: bool,
+    nonlinearity: str,
+) -> None:
+    """BPTT through one forward call. Writes dz (may be dh itself), dx (or adds to it when
+    accumulate_dx) and dh0; adds to dw_ih, dw_hh, db_ih, db_hh."""
+
+class StepPlan:
+    """Validated weights of a unidirectional RNN for one-step streaming."""
+
+    def __init__(
+        self,
+        layers: list[tuple[_Array, _Array, _Array | None, _Array | None]],
+        nonlinearity: str,
+    ) -> None:
+        """layers: [(w_ih, w_hh, b_ih or None, b_hh or None)] per layer, bottom first."""
+    def __call__(self, x: _Array, h: _Array | None, out: _Array) -> None:
+        """x (B,I), h (L,B,H) or None -> out (L,B,H): every layer's new state."""
+
+def set_num_threads(n: int) -> None:
+    """Threads for rnncore's kernels (the caller counts as one)."""
+
+def get_num_threads() -> int: ...
+def blas_config() -> str: ...
+def blas_corename() -> str: ...
+def simd_isa() -> str: ...
