@@ -7,6 +7,7 @@ RNN's time-major output (T, B, D*H) as T*B rows, so batch_first costs no extra c
 from __future__ import annotations
 
 import numbers
+from typing import Any
 
 import numpy as np
 
@@ -185,6 +186,25 @@ class RNNModel:
         from .serialization import load_model
 
         return load_model(path)
+
+    # ---- torch --------------------------------------------------------------------------------
+
+    @classmethod
+    def from_torch(cls, rnn_module: Any, head_sequential: Any) -> RNNModel:
+        """A model from a ``torch.nn.RNN`` (with bias) and a head ``nn.Sequential(Linear, act,
+        Linear, ..., Linear)`` (act one of nn.ReLU, nn.Tanh, nn.Sigmoid, the same throughout):
+        the same options, dtype and exact weights. TypeError for other module types, ValueError
+        for a layout RNNModel cannot hold."""
+        from .interop import model_from_torch
+
+        return model_from_torch(cls, rnn_module, head_sequential)
+
+    def to_torch(self) -> Any:
+        """A ``torch.nn.Module`` with ``.rnn`` (nn.RNN) and ``.head`` (nn.Sequential) holding
+        copies of this model's weights, so the state dicts match; ``y, h_n = module(x, h0)``."""
+        from .interop import model_to_torch
+
+        return model_to_torch(self)
 
     def __repr__(self) -> str:
         opts = [f"{self.input_size}", f"{self.hidden_size}", f"{self.output_size}"]

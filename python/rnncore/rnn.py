@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from . import _core
 from ._checks import as_real_array, c_aligned, check_bool, check_float_dtype, check_positive_int
@@ -54,8 +56,10 @@ class RNN:
     ``rnn.grads``.
     """
 
-    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
-                 batch_first=False, dropout=0.0, bidirectional=False, dtype=np.float32, seed=None):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
+                 dropout: float = 0.0, bidirectional: bool = False, dtype: DTypeLike = np.float32,
+                 seed: int | np.random.Generator | None = None) -> None:
         self.input_size = check_positive_int(input_size, "input_size")
         self.hidden_size = check_positive_int(hidden_size, "hidden_size")
         self.num_layers = check_positive_int(num_layers, "num_layers")
@@ -92,7 +96,8 @@ class RNN:
         self._grad_arrays = [self._unit_arrays(self._grads, k, sfx)
                              for k in range(self.num_layers) for sfx in self._suffixes()]
         self._record: _ForwardRecord | None = None
-        self._step_plan = None  # _core.StepPlan over self._weights, made by the first step()
+        # A _core.StepPlan over self._weights, made by the first step().
+        self._step_plan: _core.StepPlan | None = None
 
     # ---- parameters ---------------------------------------------------------------------------
 
@@ -130,7 +135,8 @@ class RNN:
     def state_dict(self) -> dict[str, np.ndarray]:
         return {name: p.copy() for name, p in self._params.items()}
 
-    def load_state_dict(self, state_dict, strict: bool = True) -> LoadResult:
+    def load_state_dict(self, state_dict: Mapping[str, ArrayLike],
+                        strict: bool = True) -> LoadResult:
         """Copy parameters in from numpy arrays or anything ``np.asarray`` takes (torch tensors
         too). All-or-nothing: if any entry is refused, no parameter changes."""
         missing = [k for k in self._params if k not in state_dict]
@@ -157,12 +163,53 @@ class RNN:
     def eval(self) -> RNN:
         return self.train(False)
 
+    # ---- other frameworks (rnncore.interop) ---------------------------------------------------
+
+    @classmethod
+    def from_torch(cls, module: Any) -> RNN:
+        """An RNN with the options, dtype (float32/float64), training mode and exact weights of a
+        ``torch.nn.RNN``. TypeError for anything else (nn.LSTM, nn.GRU, proj_size != 0)."""
+        from .interop import rnn_from_torch
+
+        return rnn_from_torch(cls, module)
+
+    def to_torch(self) -> Any:
+        """A ``torch.nn.RNN`` with this RNN's options, dtype, training mode and weights (copies)."""
+        from .interop import rnn_to_torch
+
+        return rnn_to_torch(self)
+
+    @classmethod
+    def from_keras_weights(cls, kernel: ArrayLike, recurrent_kernel: ArrayLike,
+                           bias: ArrayLike | None, nonlinearity: str = "tanh",
+                           dtype: DTypeLike = np.float32, batch_first: bool = False) -> RNN:
+        """A one-layer RNN from the weights of a Keras ``SimpleRNN(H)`` (``layer.get_weights()``).
+
+        Keras computes ``h_t = act(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias)``, torch
+        ``h_t = act(x_t @ W_ih.T + b_ih + h_{t-1} @ W_hh.T + b_hh)``, so the mapping is:
+
+        - kernel (I, H)           -> ``weight_ih_l0 = kernel.T``  (H, I)
+        - recurrent_kernel (H, H) -> ``weight_hh_l0 = recurrent_kernel.T``  (H, H)
+        - bias (H,)               -> ``bias_ih_l0 = bias``, ``bias_hh_l0 = 0``
+          (bias=None, from ``use_bias=False``, gives an RNN with ``bias=False``)
+
+        nonlinearity is the layer's activation ("tanh", Keras's default, or "relu"). Keras layers
+        take (B, T, I) input: pass ``batch_first=True`` to feed the same arrays. ValueError if
+        the shapes disagree.
+        """
+        from .interop import rnn_from_keras_weights
+
+        return rnn_from_keras_weights(cls, kernel, recurrent_kernel, bias, nonlinearity, dtype,
+                                      batch_first)
+
     # ---- forward ------------------------------------------------------------------------------
 
-    def __call__(self, x, h0=None):
+    def __call__(self, x: ArrayLike,
+                 h0: ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray]:
         return self.forward(x, h0)
 
-    def forward(self, x, h0=None):
+    def forward(self, x: ArrayLike,
+                h0: ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Run the RNN over a sequence. Returns ``(output, h_n)`` shaped as torch.nn.RNN's.
 
         output is read-only: the backward reads the states it holds."""
@@ -228,7 +275,8 @@ class RNN:
         self._record = _ForwardRecord(layers, h0, input_shape, output.shape, h_n.shape, batched)
         return output, h_n
 
-    def step(self, x, h=None):
+    def step(self, x: ArrayLike,
+             h: ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Advance a unidirectional RNN by one time step, for streaming inference.
 
         x is (B, I) or unbatched (I,); h is (num_layers, B, H) (unbatched (num_layers, H)) or
@@ -281,7 +329,8 @@ class RNN:
 
     # ---- backward -----------------------------------------------------------------------------
 
-    def backward(self, grad_output, grad_h_n=None):
+    def backward(self, grad_output: ArrayLike,
+                 grad_h_n: ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Backpropagation through time for the latest forward.
 
         grad_output is shaped like that forward's output, grad_h_n like its h_n (None: zero).

@@ -1,0 +1,234 @@
+"""Weights in and out of other frameworks: torch (``nn.RNN`` and an RNN + ``nn.Sequential`` head)
+and Keras (``SimpleRNN`` weight arrays).
+
+torch stays optional: it is imported inside the functions that need it, never when rnncore is
+imported. The public entry points are the methods ``RNN.from_torch``, ``RNN.to_torch``,
+``RNN.from_keras_weights``, ``RNNModel.from_torch`` and ``RNNModel.to_torch``, which call in here.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
+
+from ._checks import as_real_array, check_float_dtype
+
+if TYPE_CHECKING:
+    from .model import RNNModel
+    from .rnn import RNN
+
+# RNN and nn.RNN both warn when dropout > 0 with one layer; a conversion is no place to repeat it.
+_DROPOUT_WARNING = "dropout option adds dropout after all but last recurrent layer"
+
+# RNNModel's head_activation -> the name of the torch.nn module class
+_TORCH_ACTIVATIONS = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid"}
+
+
+def _import_torch() -> Any:
+    try:
+        import torch
+    except ImportError as err:
+        raise ImportError("this conversion needs torch, which rnncore does not install: "
+                          "pip install 'rnncore[torch]'") from err
+    return torch
+
+
+def _numpy_dtype(torch: Any, tensors: list, what: str) -> np.dtype:
+    """The one float32/float64 dtype of `tensors` as a numpy dtype."""
+    kinds = {t.dtype for t in tensors}
+    if len(kinds) != 1 or next(iter(kinds)) not in (torch.float32, torch.float64):
+        got = ", ".join(sorted(str(k) for k in kinds)) or "no parameters"
+        raise TypeError(f"{what}: expected parameters that are all torch.float32 or all "
+                        f"torch.float64, got {got}")
+    return np.dtype(np.float32 if next(iter(kinds)) == torch.float32 else np.float64)
+
+
+def _numpy_state(module: Any) -> dict[str, np.ndarray]:
+    return {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
+
+
+def _torch_dtype(torch: Any, dtype: np.dtype) -> Any:
+    return torch.float32 if dtype == np.float32 else torch.float64
+
+
+def _copy_into(torch: Any, module: Any, params: dict[str, np.ndarray], prefix: str = "") -> None:
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            p.copy_(torch.from_numpy(params[prefix + name]))
+
+
+# ---- RNN <-> torch.nn.RNN ---------------------------------------------------------------------
+
+
+def _check_torch_rnn(torch: Any, module: Any) -> np.dtype:
+    if not isinstance(module, torch.nn.RNN):
+        raise TypeError(f"from_torch: expected a torch.nn.RNN, got {type(module).__name__} "
+                        "(rnncore implements the Elman RNN only, not LSTM or GRU)")
+    if getattr(module, "proj_size", 0) != 0:
+        raise TypeError(f"from_torch: proj_size={module.proj_size} is not supported (torch "
+                        "allows projections only for LSTM); expected proj_size=0")
+    return _numpy_dtype(torch, list(module.parameters()), "from_torch")
+
+
+def rnn_from_torch(cls: type[RNN], module: Any) -> RNN:
+    """An rnncore RNN with the options, dtype, training mode and exact weights of `module`."""
+    torch = _import_torch()
+    dtype = _check_torch_rnn(torch, module)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", _DROPOUT_WARNING, UserWarning)
+        rnn = cls(module.input_size, module.hidden_size, module.num_layers, module.nonlinearity,
+                  bias=module.bias, batch_first=module.batch_first, dropout=module.dropout,
+                  bidirectional=module.bidirectional, dtype=dtype)
+    rnn.load_state_dict(_numpy_state(module))
+    return rnn.train(module.training)
+
+
+def _new_torch_rnn(torch: Any, rnn: RNN) -> Any:
+    # fork_rng: torch's random init (overwritten right away) leaves the caller's CPU RNG untouched.
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", _DROPOUT_WARNING, UserWarning)
+        return torch.nn.RNN(rnn.input_size, rnn.hidden_size, rnn.num_layers, rnn.nonlinearity,
+                            bias=rnn.bias, batch_first=rnn.batch_first, dropout=rnn.dropout,
+                            bidirectional=rnn.bidirectional, dtype=_torch_dtype(torch, rnn.dtype))
+
+
+def rnn_to_torch(rnn: RNN) -> Any:
+    """A torch.nn.RNN with the options, dtype, training mode and (copied) weights of `rnn`."""
+    torch = _import_torch()
+    module = _new_torch_rnn(torch, rnn)
+    _copy_into(torch, module, rnn.parameters())
+    return module.train(rnn.training)
+
+
+# ---- RNNModel <-> (nn.RNN, nn.Sequential head) ------------------------------------------------
+
+
+def _head_layout(torch: Any, head: Any, width: int, dtype: np.dtype) -> tuple[tuple, str, int]:
+    """(hidden widths, activation name, output size) of a Sequential(Linear, act, ..., Linear)."""
+    nn = torch.nn
+    if not isinstance(head, nn.Sequential):
+        raise TypeError(f"from_torch: expected the head as a torch.nn.Sequential, got "
+                        f"{type(head).__name__}")
+    layers = list(head)
+    if len(layers) % 2 == 0:
+        raise ValueError(f"from_torch: expected a head Sequential(Linear, activation, ..., "
+                         f"Linear) of odd length, got {len(layers)} modules")
+    by_class = {cls: name for name, cls in _TORCH_ACTIVATIONS.items()}
+    activations = set()
+    widths = [width]
+    for i, layer in enumerate(layers):
+        if i % 2 == 1:
+            cls = type(layer).__name__
+            if not isinstance(layer, nn.Module) or cls not in by_class:
+                raise TypeError(f"from_torch: head[{i}] should be one of nn."
+                                f"{', nn.'.join(by_class)}, got {cls}")
+            activations.add(by_class[cls])
+            continue
+        if type(layer) is not nn.Linear:
+            raise TypeError(f"from_torch: head[{i}] should be an nn.Linear, got "
+                            f"{type(layer).__name__}")
+        if layer.bias is None:
+            raise ValueError(f"from_torch: head[{i}] is a Linear without bias; RNNModel's head "
+                             "layers all have one")
+        if layer.in_features != widths[-1]:
+            raise ValueError(f"from_torch: head[{i}].in_features should be {widths[-1]} (the "
+                             f"width before it), got {layer.in_features}")
+        widths.append(layer.out_features)
+    if len(activations) > 1:
+        raise ValueError(f"from_torch: the head mixes activations {sorted(activations)}; "
+                         "RNNModel uses one head_activation between all its layers")
+    head_dtype = _numpy_dtype(torch, list(head.parameters()), "from_torch (head)")
+    if head_dtype != dtype:
+        raise TypeError(f"from_torch: the head's parameters are {head_dtype.name} but the RNN's "
+                        f"are {dtype.name}; convert one of them first")
+    return tuple(widths[1:-1]), (activations.pop() if activations else "relu"), widths[-1]
+
+
+def model_from_torch(cls: type[RNNModel], rnn_module: Any, head: Any) -> RNNModel:
+    torch = _import_torch()
+    dtype = _check_torch_rnn(torch, rnn_module)
+    if not rnn_module.bias:
+        raise ValueError("from_torch: RNNModel's RNN always has biases; got an nn.RNN with "
+                         "bias=False")
+    D = 2 if rnn_module.bidirectional else 1
+    hidden, activation, output_size = _head_layout(torch, head, D * rnn_module.hidden_size, dtype)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", _DROPOUT_WARNING, UserWarning)
+        model = cls(rnn_module.input_size, rnn_module.hidden_size, output_size,
+                    num_layers=rnn_module.num_layers, head=hidden, head_activation=activation,
+                    nonlinearity=rnn_module.nonlinearity, bidirectional=rnn_module.bidirectional,
+                    batch_first=rnn_module.batch_first, dropout=rnn_module.dropout, dtype=dtype)
+    state = {**{f"rnn.{k}": v for k, v in _numpy_state(rnn_module).items()},
+             **{f"head.{k}": v for k, v in _numpy_state(head).items()}}
+    model.load_state_dict(state)
+    return model.train(rnn_module.training)
+
+
+@functools.cache
+def _torch_model_class() -> type:
+    module_base: Any = _import_torch().nn.Module
+
+    class TorchRNNModel(module_base):
+        """RNNModel in torch: ``y, h_n = module(x, h0=None)`` with ``y = head(rnn(x, h0)[0])``."""
+
+        def __init__(self, rnn: Any, head: Any) -> None:
+            super().__init__()
+            self.rnn = rnn
+            self.head = head
+
+        def forward(self, x: Any, h0: Any = None) -> tuple[Any, Any]:
+            output, h_n = self.rnn(x, h0)
+            return self.head(output), h_n
+
+    TorchRNNModel.__module__ = __name__
+    return TorchRNNModel
+
+
+def model_to_torch(model: RNNModel) -> Any:
+    torch = _import_torch()
+    nn = torch.nn
+    rnn = _new_torch_rnn(torch, model.rnn)
+    sizes = model.head.sizes
+    layers: list = []
+    with torch.random.fork_rng(devices=[]):
+        for k, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            if k > 0:
+                layers.append(getattr(nn, _TORCH_ACTIVATIONS[model.head_activation])())
+            layers.append(nn.Linear(fan_in, fan_out, dtype=_torch_dtype(torch, model.dtype)))
+    module = _torch_model_class()(rnn, nn.Sequential(*layers))
+    _copy_into(torch, module, model.parameters())
+    return module.train(model.training)
+
+
+# ---- Keras SimpleRNN --------------------------------------------------------------------------
+
+
+def rnn_from_keras_weights(cls: type[RNN], kernel: ArrayLike, recurrent_kernel: ArrayLike,
+                           bias: ArrayLike | None, nonlinearity: str, dtype: DTypeLike,
+                           batch_first: bool) -> RNN:
+    dtype = check_float_dtype(dtype)
+    kernel = as_real_array(kernel, dtype, "kernel")
+    recurrent_kernel = as_real_array(recurrent_kernel, dtype, "recurrent_kernel")
+    if kernel.ndim != 2 or 0 in kernel.shape:
+        raise ValueError(f"kernel: expected shape (input_size, hidden_size) with both sizes "
+                         f"positive, got {kernel.shape}")
+    I, H = kernel.shape
+    if recurrent_kernel.shape != (H, H):
+        raise ValueError(f"recurrent_kernel: expected shape {(H, H)} (hidden_size {H} from "
+                         f"kernel's shape {kernel.shape}), got {recurrent_kernel.shape}")
+    if bias is not None:
+        bias = as_real_array(bias, dtype, "bias")
+        if bias.shape != (H,):
+            raise ValueError(f"bias: expected shape {(H,)} (hidden_size {H} from kernel's shape "
+                             f"{kernel.shape}), got {bias.shape}")
+    rnn = cls(I, H, nonlinearity=nonlinearity, bias=bias is not None, batch_first=batch_first,
+              dtype=dtype)
+    state = {"weight_ih_l0": kernel.T, "weight_hh_l0": recurrent_kernel.T}
+    if bias is not None:
+        state |= {"bias_ih_l0": bias, "bias_hh_l0": np.zeros(H, dtype)}
+    rnn.load_state_dict(state)
+    return rnn
