@@ -115,15 +115,6 @@ void activation_grad(Activation act, std::int64_t rows, std::int64_t cols,
 }
 
 template <typename F>
-void fill_rows(std::int64_t rows, std::int64_t cols, const F* b1, const F* b2, F* out,
-               std::int64_t ldo) {
-    for (std::int64_t r = 0; r < rows; ++r) {
-        F* __restrict o = out + r * ldo;
-        for (std::int64_t j = 0; j < cols; ++j) o[j] = b1[j] + b2[j];
-    }
-}
-
-template <typename F>
 void add_column_sums(std::int64_t rows, std::int64_t cols, const F* a, std::int64_t lda,
                      F* sums) {
     for (std::int64_t r = 0; r < rows; ++r) {
@@ -134,7 +125,7 @@ void add_column_sums(std::int64_t rows, std::int64_t cols, const F* a, std::int6
 
 template <typename F>
 ElementwiseKernels<F> make_kernels(const char* isa) {
-    return {isa, activate<F>, activation_grad<F>, fill_rows<F>, add_column_sums<F>};
+    return {isa, activate<F>, activation_grad<F>, add_column_sums<F>};
 }
 
 }  // namespace

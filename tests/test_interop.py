@@ -56,6 +56,26 @@ def _torch_run(module, x, h0, grad_y):
     return y.detach().numpy(), h_n.detach().numpy(), xt.grad.numpy(), grads
 
 
+RNN_OPTIONS = ("input_size", "hidden_size", "num_layers", "nonlinearity", "bias", "batch_first",
+               "dropout", "bidirectional")
+
+
+def _assert_rnn_matches_torch(rnn, module, seed):
+    """Same output, h_n, input gradient and parameter gradients on one forward and backward."""
+    x, h0 = _x_h0(module, seed=seed)
+    out, h_n = rnn(x, h0)
+    grad_y = np.random.default_rng(seed + 1).standard_normal(out.shape)
+    rnn.zero_grad()
+    grad_x, _ = rnn.backward(grad_y)
+    want_out, want_h_n, want_grad_x, want_grads = _torch_run(module, x, h0, grad_y)
+    tol = _tol(rnn.dtype)
+    np.testing.assert_allclose(out, want_out, **tol)
+    np.testing.assert_allclose(h_n, want_h_n, **tol)
+    np.testing.assert_allclose(grad_x, want_grad_x, **tol)
+    for name, g in want_grads.items():
+        np.testing.assert_allclose(rnn.grads[name], g, **tol, err_msg=name)
+
+
 @pytest.mark.parametrize("opts", OPTIONS, ids=str)
 def test_rnn_from_torch(opts):
     opts = dict(opts)
@@ -63,24 +83,11 @@ def test_rnn_from_torch(opts):
     module = torch.nn.RNN(I, H, **opts)
     module.eval()  # dropout off, so the outputs are comparable
     rnn = rnncore.RNN.from_torch(module)
-    for name in ("input_size", "hidden_size", "num_layers", "nonlinearity", "bias", "batch_first",
-                 "dropout", "bidirectional"):
+    for name in RNN_OPTIONS:
         assert getattr(rnn, name) == getattr(module, name), name
     assert rnn.training is False
     _assert_same_parameters(rnn.parameters(), module)
-
-    x, h0 = _x_h0(module)
-    dtype = rnn.dtype
-    out, h_n = rnn(x, h0)
-    grad_y = np.random.default_rng(1).standard_normal(out.shape)
-    rnn.zero_grad()
-    grad_x, _ = rnn.backward(grad_y)
-    want_out, want_h_n, want_grad_x, want_grads = _torch_run(module, x, h0, grad_y)
-    np.testing.assert_allclose(out, want_out, **_tol(dtype))
-    np.testing.assert_allclose(h_n, want_h_n, **_tol(dtype))
-    np.testing.assert_allclose(grad_x, want_grad_x, **_tol(dtype))
-    for name, g in want_grads.items():
-        np.testing.assert_allclose(rnn.grads[name], g, **_tol(dtype), err_msg=name)
+    _assert_rnn_matches_torch(rnn, module, seed=0)
 
 
 @pytest.mark.parametrize("opts", OPTIONS, ids=str)
@@ -94,8 +101,7 @@ def test_rnn_to_torch(opts):
     assert torch.equal(torch.random.get_rng_state(), rng_state)  # the caller's RNG untouched
     assert isinstance(module, torch.nn.RNN)
     assert module.training is False
-    for name in ("input_size", "hidden_size", "num_layers", "nonlinearity", "bias", "batch_first",
-                 "dropout", "bidirectional"):
+    for name in RNN_OPTIONS:
         assert getattr(module, name) == getattr(rnn, name), name
     _assert_same_parameters(rnn.parameters(), module)
     # copies, not views: changing one leaves the other alone
@@ -106,17 +112,7 @@ def test_rnn_to_torch(opts):
     with torch.no_grad():
         module.weight_hh_l0.sub_(1)
 
-    x, h0 = _x_h0(module, seed=2)
-    out, h_n = rnn(x, h0)
-    grad_y = np.random.default_rng(3).standard_normal(out.shape)
-    rnn.zero_grad()
-    grad_x, _ = rnn.backward(grad_y)
-    want_out, want_h_n, want_grad_x, want_grads = _torch_run(module, x, h0, grad_y)
-    np.testing.assert_allclose(out, want_out, **_tol(dtype))
-    np.testing.assert_allclose(h_n, want_h_n, **_tol(dtype))
-    np.testing.assert_allclose(grad_x, want_grad_x, **_tol(dtype))
-    for name, g in want_grads.items():
-        np.testing.assert_allclose(rnn.grads[name], g, **_tol(dtype), err_msg=name)
+    _assert_rnn_matches_torch(rnn, module, seed=2)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

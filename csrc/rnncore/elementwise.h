@@ -22,10 +22,6 @@ struct ElementwiseKernels {
                             const F* dh, std::int64_t lddh, const F* dnext,
                             const F* h, std::int64_t ldh, F* dz, std::int64_t lddz);
 
-    // out[r, :] = b1 + b2 for each row r (the combined bias each step starts from).
-    void (*fill_rows)(std::int64_t rows, std::int64_t cols, const F* b1, const F* b2,
-                      F* out, std::int64_t ldo);
-
     // sums[j] += sum over rows r of a[r, j].
     void (*add_column_sums)(std::int64_t rows, std::int64_t cols, const F* a, std::int64_t lda,
                             F* sums);

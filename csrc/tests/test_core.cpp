@@ -386,8 +386,8 @@ void test_kernels(const ElementwiseKernels<F>& k) {
     const i64 rows = 5, cols = 37, ld = 41;
     const double eps = std::numeric_limits<F>::epsilon();
     Rng rng{std::mt19937_64(7)};
-    Mat<F> dh(rows, cols, ld), dnext(rows, cols), b1(1, cols), b2(1, cols);
-    dh.randomize(rng, 2.0), dnext.randomize(rng, 2.0), b1.randomize(rng, 1.0), b2.randomize(rng, 1.0);
+    Mat<F> dh(rows, cols, ld), dnext(rows, cols), b1(1, cols);
+    dh.randomize(rng, 2.0), dnext.randomize(rng, 2.0), b1.randomize(rng, 1.0);
     for (Activation act : {Activation::Tanh, Activation::Relu}) {
         Mat<F> h(rows, cols, ld);
         h.randomize(rng, 1.0);  // in (-1, 1), as tanh's output; relu's act' only asks h > 0
@@ -414,17 +414,9 @@ void test_kernels(const ElementwiseKernels<F>& k) {
     }
     context = std::string("element-wise ") + type_name<F>() + " " + k.isa;
 
-    Mat<F> out(rows, cols, ld);
-    k.fill_rows(rows, cols, b1.p(), b2.p(), out.p(), ld);
-    bool ok = true;
-    for (i64 i = 0; i < rows; ++i)
-        for (i64 j = 0; j < cols; ++j) ok = ok && out.at(i, j) == F(b1.at(0, j) + b2.at(0, j));
-    for (std::size_t i = 0; i < out.buf.size(); ++i) ok = ok && (out.in_window(i64(i)) || std::isnan(out.buf[i]));
-    CHECK(ok);
-
     Mat<F> sums = b1;  // accumulated into, in row order: exact
     k.add_column_sums(rows, cols, dh.p(), ld, sums.p());
-    ok = true;
+    bool ok = true;
     for (i64 j = 0; j < cols; ++j) {
         F want = b1.at(0, j);
         for (i64 i = 0; i < rows; ++i) want += dh.at(i, j);
@@ -462,10 +454,7 @@ void test_kernels_agree(const ElementwiseKernels<F>& a, const ElementwiseKernels
             }
         CHECK(ok);
     }
-    Mat<F> fa(rows, cols, ld), fb(rows, cols, ld), sa = bias, sb = bias;
-    a.fill_rows(rows, cols, bias.p(), dnext.p(), fa.p(), ld);
-    b.fill_rows(rows, cols, bias.p(), dnext.p(), fb.p(), ld);
-    CHECK(std::memcmp(fa.buf.data(), fb.buf.data(), fa.buf.size() * sizeof(F)) == 0);
+    Mat<F> sa = bias, sb = bias;
     a.add_column_sums(rows, cols, dh.p(), ld, sa.p());
     b.add_column_sums(rows, cols, dh.p(), ld, sb.p());
     CHECK(std::memcmp(sa.buf.data(), sb.buf.data(), sa.buf.size() * sizeof(F)) == 0);
