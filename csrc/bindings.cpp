@@ -139,6 +139,21 @@ std::unique_ptr<F[]> scratch(std::int64_t n) {
     return std::unique_ptr<F[]>(new F[static_cast<size_t>(n)]);
 }
 
+// Validated lengths (B,) as int64, or nullptr; the core checks their values.
+const std::int64_t* lengths_view(const std::optional<py::array>& lengths, std::int64_t B) {
+    if (!lengths) return nullptr;
+    const py::array& a = *lengths;
+    REQUIRE(a.dtype().is(py::dtype::of<std::int64_t>()),
+            "lengths: expected dtype int64, got " + py::str(a.dtype()).cast<std::string>());
+    REQUIRE(a.ndim() == 1 && a.shape(0) == B,
+            "lengths: expected shape (" + std::to_string(B) + ",), got " + shape_str(a));
+    REQUIRE(B <= 1 || a.strides(0) == static_cast<py::ssize_t>(sizeof(std::int64_t)),
+            "lengths: expected a contiguous array");
+    REQUIRE(py::detail::check_flags(a.ptr(), py::detail::npy_api::NPY_ARRAY_ALIGNED_),
+            "lengths: expected an aligned array");
+    return static_cast<const std::int64_t*>(a.data());
+}
+
 Activation activation(const std::string& name) {
     if (name == "tanh") return Activation::Tanh;
     if (name == "relu") return Activation::Relu;
@@ -149,7 +164,7 @@ template <typename F>
 void forward(const py::array& x, const std::optional<py::array>& h0, const py::array& w_ih,
              const py::array& w_hh, const std::optional<py::array>& b_ih,
              const std::optional<py::array>& b_hh, const py::array& out, bool reverse,
-             const std::string& nonlinearity) {
+             const std::string& nonlinearity, const std::optional<py::array>& lengths) {
     REQUIRE(x.ndim() == 3, "x: expected a 3-D array (T, B, I), got shape " + shape_str(x));
     REQUIRE(w_hh.ndim() == 2, "w_hh: expected a 2-D array (H, H), got shape " + shape_str(w_hh));
     const Dims d{x.shape(0), x.shape(1), x.shape(2), w_hh.shape(0)};
@@ -163,11 +178,12 @@ void forward(const py::array& x, const std::optional<py::array>& h0, const py::a
     const auto vout = view<F>(out, "out", {d.T, d.B, d.H}, true);
     require_disjoint(vout, "out", {{&vx, "x"}, {&vh0, "h0"}, {&vwih, "w_ih"}, {&vwhh, "w_hh"},
                                    {&vbih, "b_ih"}, {&vbhh, "b_hh"}});
+    const std::int64_t* lens = lengths_view(lengths, d.B);
     const Activation act = activation(nonlinearity);
     const auto work = scratch<F>(rnncore::rnn_forward_workspace_size<F>(d));
     py::gil_scoped_release release;
     rnncore::rnn_forward<F>(d, act, reverse, vx.data, vx.ld, vh0.data, vwih.data, vwhh.data,
-                            vbih.data, vbhh.data, vout.data, vout.ld, work.get());
+                            vbih.data, vbhh.data, vout.data, vout.ld, lens, work.get());
 }
 
 // The weights of a unidirectional RNN, validated once, for streaming one step at a time through
@@ -258,10 +274,11 @@ class StepPlan {
 template <typename F>
 void backward(const py::array& x, const std::optional<py::array>& h0, const py::array& w_ih,
               const py::array& w_hh, const py::array& h, const py::array& dh,
-              const std::optional<py::array>& dh_n, const py::array& dz, const py::array& dx,
+              const std::optional<py::array>& dh_n, const py::array& dx,
               bool accumulate_dx, const py::array& dh0, const py::array& dw_ih,
               const py::array& dw_hh, const std::optional<py::array>& db_ih,
-              const std::optional<py::array>& db_hh, bool reverse, const std::string& nonlinearity) {
+              const std::optional<py::array>& db_hh, bool reverse, const std::string& nonlinearity,
+              const std::optional<py::array>& lengths) {
     REQUIRE(x.ndim() == 3, "x: expected a 3-D array (T, B, I), got shape " + shape_str(x));
     REQUIRE(w_hh.ndim() == 2, "w_hh: expected a 2-D array (H, H), got shape " + shape_str(w_hh));
     const Dims d{x.shape(0), x.shape(1), x.shape(2), w_hh.shape(0)};
@@ -272,7 +289,6 @@ void backward(const py::array& x, const std::optional<py::array>& h0, const py::
     const auto vh = view<F>(h, "h", {d.T, d.B, d.H}, false);
     const auto vdh = view<F>(dh, "dh", {d.T, d.B, d.H}, false);
     const auto vdhn = optional_view<F>(dh_n, "dh_n", {d.B, d.H}, false);
-    const auto vdz = view<F>(dz, "dz", {d.T, d.B, d.H}, true);
     const auto vdx = view<F>(dx, "dx", {d.T, d.B, d.I}, true);
     const auto vdh0 = view<F>(dh0, "dh0", {d.B, d.H}, true);
     const auto vdwih = view<F>(dw_ih, "dw_ih", {d.H, d.I}, true);
@@ -280,26 +296,26 @@ void backward(const py::array& x, const std::optional<py::array>& h0, const py::
     const auto vdbih = optional_view<F>(db_ih, "db_ih", {d.H}, true);
     const auto vdbhh = optional_view<F>(db_hh, "db_hh", {d.H}, true);
     REQUIRE(bool(vdbih) == bool(vdbhh), "db_ih and db_hh: expected both or neither");
-    const bool dz_is_dh = vdz.data == vdh.data && vdz.ld == vdh.ld;
     const std::initializer_list<std::pair<const View<F>*, const char*>> inputs = {
-        {&vx, "x"}, {&vh0, "h0"}, {&vwih, "w_ih"}, {&vwhh, "w_hh"}, {&vh, "h"}, {&vdhn, "dh_n"}};
+        {&vx, "x"}, {&vh0, "h0"}, {&vwih, "w_ih"}, {&vwhh, "w_hh"}, {&vh, "h"}, {&vdh, "dh"},
+        {&vdhn, "dh_n"}};
     const std::vector<std::pair<const View<F>*, const char*>> outputs = {
-        {&vdz, "dz"}, {&vdx, "dx"}, {&vdh0, "dh0"}, {&vdwih, "dw_ih"},
-        {&vdwhh, "dw_hh"}, {&vdbih, "db_ih"}, {&vdbhh, "db_hh"}};
+        {&vdx, "dx"}, {&vdh0, "dh0"}, {&vdwih, "dw_ih"}, {&vdwhh, "dw_hh"}, {&vdbih, "db_ih"},
+        {&vdbhh, "db_hh"}};
     for (size_t i = 0; i < outputs.size(); ++i) {
         const auto& [out, name] = outputs[i];
         if (!*out) continue;
         require_disjoint(*out, name, inputs);
-        if (out != &vdz || !dz_is_dh) require_disjoint(*out, name, {{&vdh, "dh"}});
         for (size_t j = i + 1; j < outputs.size(); ++j) require_disjoint(*out, name, {outputs[j]});
     }
+    const std::int64_t* lens = lengths_view(lengths, d.B);
     const Activation act = activation(nonlinearity);
-    const auto work = scratch<F>(rnncore::rnn_backward_workspace_size<F>(d));
+    const auto work = scratch<F>(rnncore::rnn_backward_workspace_size<F>(d, lens != nullptr));
     py::gil_scoped_release release;
     rnncore::rnn_backward<F>(d, act, reverse, vx.data, vx.ld, vh0.data, vwih.data, vwhh.data,
-                             vh.data, vh.ld, vdh.data, vdh.ld, vdhn.data, vdz.data, vdz.ld,
-                             vdx.data, vdx.ld, accumulate_dx, vdh0.data, vdwih.data, vdwhh.data,
-                             vdbih.data, vdbhh.data, work.get());
+                             vh.data, vh.ld, vdh.data, vdh.ld, vdhn.data, vdx.data, vdx.ld,
+                             accumulate_dx, vdh0.data, vdwih.data, vdwhh.data, vdbih.data,
+                             vdbhh.data, lens, work.get());
 }
 
 }  // namespace
@@ -314,33 +330,34 @@ PYBIND11_MODULE(_core, m) {
         [](const py::array& x, const std::optional<py::array>& h0, const py::array& w_ih,
            const py::array& w_hh, const std::optional<py::array>& b_ih,
            const std::optional<py::array>& b_hh, const py::array& out, bool reverse,
-           const std::string& nonlinearity) {
+           const std::string& nonlinearity, const std::optional<py::array>& lengths) {
             (is_float32(x) ? forward<float> : forward<double>)(x, h0, w_ih, w_hh, b_ih, b_hh, out,
-                                                               reverse, nonlinearity);
+                                                               reverse, nonlinearity, lengths);
         },
         py::arg("x").noconvert(), py::arg("h0").noconvert().none(true), py::arg("w_ih").noconvert(), py::arg("w_hh").noconvert(),
         py::arg("b_ih").noconvert().none(true), py::arg("b_hh").noconvert().none(true), py::arg("out").noconvert(), py::arg("reverse").noconvert(),
-        py::arg("nonlinearity").noconvert(),
+        py::arg("nonlinearity").noconvert(), py::arg("lengths").noconvert().none(true) = py::none(),
         "One layer, one direction: out[t] = act(x[t] w_ih^T + b_ih + b_hh + out[t -+ 1] w_hh^T).\n"
-        "x (T,B,I); h0 (B,H) or None; out (T,B,H), may be a column slice of a wider array.");
+        "x (T,B,I); h0 (B,H) or None; out (T,B,H), may be a column slice of a wider array;\n"
+        "lengths (B,) int64 with 1 <= lengths[b] <= T, or None (all T): padded steps give zeros.");
     m.def(
         "backward",
         [](const py::array& x, const std::optional<py::array>& h0, const py::array& w_ih,
            const py::array& w_hh, const py::array& h, const py::array& dh,
-           const std::optional<py::array>& dh_n, const py::array& dz, const py::array& dx,
+           const std::optional<py::array>& dh_n, const py::array& dx,
            bool accumulate_dx, const py::array& dh0, const py::array& dw_ih, const py::array& dw_hh,
            const std::optional<py::array>& db_ih, const std::optional<py::array>& db_hh,
-           bool reverse, const std::string& nonlinearity) {
+           bool reverse, const std::string& nonlinearity, const std::optional<py::array>& lengths) {
             (is_float32(x) ? backward<float> : backward<double>)(
-                x, h0, w_ih, w_hh, h, dh, dh_n, dz, dx, accumulate_dx, dh0, dw_ih, dw_hh, db_ih,
-                db_hh, reverse, nonlinearity);
+                x, h0, w_ih, w_hh, h, dh, dh_n, dx, accumulate_dx, dh0, dw_ih, dw_hh, db_ih,
+                db_hh, reverse, nonlinearity, lengths);
         },
         py::arg("x").noconvert(), py::arg("h0").noconvert().none(true), py::arg("w_ih").noconvert(), py::arg("w_hh").noconvert(), py::arg("h").noconvert(),
-        py::arg("dh").noconvert(), py::arg("dh_n").noconvert().none(true), py::arg("dz").noconvert(), py::arg("dx").noconvert(),
+        py::arg("dh").noconvert(), py::arg("dh_n").noconvert().none(true), py::arg("dx").noconvert(),
         py::arg("accumulate_dx").noconvert(), py::arg("dh0").noconvert(), py::arg("dw_ih").noconvert(), py::arg("dw_hh").noconvert(),
         py::arg("db_ih").noconvert().none(true), py::arg("db_hh").noconvert().none(true), py::arg("reverse").noconvert(),
-        py::arg("nonlinearity").noconvert(),
-        "BPTT through one forward call. Writes dz (may be dh itself), dx (or adds to it when\n"
+        py::arg("nonlinearity").noconvert(), py::arg("lengths").noconvert().none(true) = py::none(),
+        "BPTT through one forward call (same lengths). Reads dh; writes dx (or adds to it when\n"
         "accumulate_dx) and dh0; adds to dw_ih, dw_hh, db_ih, db_hh.");
     py::class_<StepPlan>(m, "StepPlan",
                          "Validated weights of a unidirectional RNN for one-step streaming.")

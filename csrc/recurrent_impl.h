@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "elementwise_impl.h"
 #include "rnncore/recurrent.h"
@@ -80,15 +81,16 @@ void pack_backward(std::int64_t H, const F* W_hh, F* packed) {
     pack_panels<F>(H, H, [&](std::int64_t k, std::int64_t n) { return W_hh[k * H + n]; }, packed);
 }
 
-// acc[r] += A[r, 0:K] @ panel[0:K, :] for ROWS rows of A (row stride lda); returns the panel
+// acc[r] += A[r][0:K] @ panel[0:K, :] for ROWS rows of A given by pointers; returns the panel
 // advanced by K rows. Each k adds into acc in order.
 template <typename F, int ROWS>
-inline const F* accumulate(Vec<F> (&acc)[ROWS][2], std::int64_t K, const F* A, std::int64_t lda,
+inline const F* accumulate(Vec<F> (&acc)[ROWS][2], std::int64_t K, const F* const* rows,
                            const F* panel) {
     if constexpr (ROWS == 1) {
         // One row has only two FMA chains, too few to hide the FMA latency: sum k = 0, 1, 2, 3
         // (mod 4) in separate chains and add them at the end. This order depends only on the
-        // tile height, which depends only on B, never on the thread count.
+        // tile height, which depends only on the batch, never on the thread count.
+        const F* A = rows[0];
         Vec<F> part[4][2] = {};
         std::int64_t k = 0;
         for (; k + 4 <= K; k += 4, panel += 4 * kNR<F>) {
@@ -107,11 +109,13 @@ inline const F* accumulate(Vec<F> (&acc)[ROWS][2], std::int64_t K, const F* A, s
         for (int c = 0; c < 2; ++c) acc[0][c] += (part[0][c] + part[1][c]) + (part[2][c] + part[3][c]);
         return panel;
     }
+    const F* A[ROWS];
+    for (int r = 0; r < ROWS; ++r) A[r] = rows[r];
     for (std::int64_t k = 0; k < K; ++k, panel += kNR<F>) {
         const Vec<F> b0 = load(panel), b1 = load(panel + kLanes<F>);
 #pragma GCC unroll 6
         for (int r = 0; r < ROWS; ++r) {
-            const Vec<F> a = splat(A[r * lda + k]);
+            const Vec<F> a = splat(A[r][k]);
             acc[r][0] += a * b0;
             acc[r][1] += a * b1;
         }
@@ -150,114 +154,145 @@ inline Vec<F> load_n(const F* p, int n) {
     return load(tmp);
 }
 
-// Forward tile: z[r, cols] = bias + x[r] @ W_ih^T + h_prev[r] @ W_hh^T (pre-activation).
+// Row pointers of one micro-tile (at most kMR rows).
+template <typename F>
+struct TileRows {
+    const F* a[kMR];   // rows of the left operand (x, or dz)
+    const F* a2[kMR];  // second left operand (h_prev), forward only
+    const F* dh[kMR];  // backward: dh at the previous step
+    const F* h[kMR];   // backward: h at the previous step
+    F* out[kMR];
+};
+
+// Forward tile: z[r, cols] = bias + x[r] @ W_ih^T + h_prev[r] @ W_hh^T (pre-activation), written
+// at out[r] + col. Hk = 0 when the previous state is zero.
 template <typename F, int ROWS>
-void forward_tile(std::int64_t I, std::int64_t Hk, const F* x, std::int64_t ldx, const F* hp,
-                  std::int64_t ldhp, const F* panel, const F* bias, F* z, std::int64_t ldz,
-                  int ncols) {
+void forward_tile(std::int64_t I, std::int64_t Hk, const TileRows<F>& t, const F* panel,
+                  const F* bias, std::int64_t col, int ncols) {
     Vec<F> acc[ROWS][2];
     const Vec<F> b0 = load(bias), b1 = load(bias + kLanes<F>);
     for (int r = 0; r < ROWS; ++r) acc[r][0] = b0, acc[r][1] = b1;
-    panel = accumulate<F, ROWS>(acc, I, x, ldx, panel);
-    accumulate<F, ROWS>(acc, Hk, hp, ldhp, panel);
-    emit_tile<F, ROWS>(acc, ncols, [&](int r, int c, Vec<F> v, int n) { store_n(z + r * ldz + c, v, n); });
+    panel = accumulate<F, ROWS>(acc, I, t.a, panel);
+    if (Hk) accumulate<F, ROWS>(acc, Hk, t.a2, panel);
+    emit_tile<F, ROWS>(acc, ncols, [&](int r, int c, Vec<F> v, int n) { store_n(t.out[r] + col + c, v, n); });
 }
 
 // Backward tile: g = dz[r] @ W_hh (the gradient into the previous state), then either
-//   dz_prev[r] = (dh_prev[r] + g) * act'(h_prev[r])   (fused; dz_prev may alias dh_prev), or
-//   out[r] = g                                          (dh0, when dh_prev is nullptr).
+//   dz_prev[r] = (dh_prev[r] + g) * act'(h_prev[r])   (fused), or
+//   out[r] = g                                          (dh0, when `fused` is false).
 template <typename F, int ROWS>
-void backward_tile(Activation act, std::int64_t H, const F* dz, std::int64_t lddz, const F* panel,
-                   const F* dh_prev, std::int64_t lddh, const F* h_prev, std::int64_t ldh,
-                   F* out, std::int64_t ldo, int ncols) {
+void backward_tile(Activation act, std::int64_t H, const TileRows<F>& t, const F* panel,
+                   bool fused, std::int64_t col, int ncols) {
     Vec<F> acc[ROWS][2];
     for (int r = 0; r < ROWS; ++r) acc[r][0] = acc[r][1] = Vec<F>{};
-    accumulate<F, ROWS>(acc, H, dz, lddz, panel);
-    if (!dh_prev) {
-        emit_tile<F, ROWS>(acc, ncols, [&](int r, int c, Vec<F> v, int n) { store_n(out + r * ldo + c, v, n); });
+    accumulate<F, ROWS>(acc, H, t.a, panel);
+    if (!fused) {
+        emit_tile<F, ROWS>(acc, ncols, [&](int r, int c, Vec<F> v, int n) { store_n(t.out[r] + col + c, v, n); });
         return;
     }
     emit_tile<F, ROWS>(acc, ncols, [&](int r, int c, Vec<F> g, int n) {
-        const Vec<F> h = load_n(h_prev + r * ldh + c, n);
-        const Vec<F> dh = load_n(dh_prev + r * lddh + c, n) + g;
+        const Vec<F> h = load_n(t.h[r] + col + c, n);
+        const Vec<F> dh = load_n(t.dh[r] + col + c, n) + g;
         // forward: h = tanh(z) -> dz = dh * (1 - h^2);  h = relu(z) -> dz = dh * (h > 0)
         const Vec<F> dz_prev = act == Activation::Tanh ? dh * (splat(F(1)) - h * h)
                                                        : (h <= splat(F(0)) ? splat(F(0)) : dh);
-        store_n(out + r * ldo + c, dz_prev, n);
+        store_n(t.out[r] + col + c, dz_prev, n);
     });
 }
 
+// Calls tile(std::integral_constant<int, ROWS>) for the tile height `rows` (1..kMR).
+template <typename Tile>
+inline void by_height(std::int64_t rows, Tile tile) {
+    switch (rows < kMR ? rows : kMR) {
+        case 1: tile(std::integral_constant<int, 1>{}); break;
+        case 2: tile(std::integral_constant<int, 2>{}); break;
+        case 3: tile(std::integral_constant<int, 3>{}); break;
+        case 4: tile(std::integral_constant<int, 4>{}); break;
+        case 5: tile(std::integral_constant<int, 5>{}); break;
+        default: tile(std::integral_constant<int, kMR>{}); break;
+    }
+}
+
 template <typename F>
-void forward_loop(Activation act, bool reverse, std::int64_t T, std::int64_t rows, std::int64_t I,
-                  std::int64_t H, const F* x, std::int64_t ldx, std::int64_t x_step, const F* h0,
+void forward_loop(Activation act, bool reverse, std::int64_t T, const BatchOrder& order,
+                  std::int64_t begin, std::int64_t end, std::int64_t I, std::int64_t H,
+                  const F* x, std::int64_t ldx, std::int64_t x_step, const F* h0,
                   const F* packed, F* h, std::int64_t ldh, std::int64_t h_step) {
     const int NR = kNR<F>;
     const std::int64_t panels = panel_count<F>(H);
     const F* bias = packed + panels * NR * (I + H);
-    for (std::int64_t s = 0; s < T; ++s) {
-        const std::int64_t t = reverse ? T - 1 - s : s;
-        const F* xt = x + t * x_step;
-        const F* hp = s == 0 ? h0 : h + (reverse ? t + 1 : t - 1) * h_step;
-        const std::int64_t ldhp = s == 0 ? H : ldh, Hk = hp ? H : 0;
-        F* ht = h + t * h_step;
-        for (std::int64_t r0 = 0; r0 < rows; r0 += kMR) {  // a tile's rows of x, h_prev stay in L1
-            const F* xr = xt + r0 * ldx;
-            const F* hr = hp ? hp + r0 * ldhp : nullptr;
+    if (begin >= end) return;
+    // Padded steps of the output are zeros.
+    for (std::int64_t j = begin; order.steps && j < end; ++j)
+        for (std::int64_t t = order.steps[j]; t < T; ++t)
+            std::memset(h + t * h_step + order.row(j) * ldh, 0, sizeof(F) * H);
+    const std::int64_t steps = order.length(begin, T);  // the longest sequence comes first
+    std::int64_t running = end;
+    TileRows<F> tile;
+    for (std::int64_t s = 0; s < steps; ++s) {
+        running = order.running_end(begin, running, s, T);
+        const std::int64_t Hk = (s > 0 || h0) ? H : 0;
+        for (std::int64_t r0 = begin; r0 < running; r0 += kMR) {  // a tile's rows stay in L1
+            const std::int64_t n = running - r0 < kMR ? running - r0 : kMR;
+            for (std::int64_t r = 0; r < n; ++r) {
+                const std::int64_t j = r0 + r, b = order.row(j);
+                const std::int64_t t = reverse ? order.length(j, T) - 1 - s : s;
+                tile.a[r] = x + t * x_step + b * ldx;
+                tile.a2[r] = s > 0 ? h + (reverse ? t + 1 : t - 1) * h_step + b * ldh
+                                   : (h0 ? h0 + b * H : nullptr);
+                tile.out[r] = h + t * h_step + b * ldh;
+            }
             for (std::int64_t p = 0; p < panels; ++p) {
                 const F* panel = packed + p * NR * (I + H);
                 const int ncols = static_cast<int>(H - p * NR < NR ? H - p * NR : NR);
-                F* zr = ht + r0 * ldh + p * NR;
-                switch (rows - r0 < kMR ? rows - r0 : kMR) {
-                    case 1: forward_tile<F, 1>(I, Hk, xr, ldx, hr, ldhp, panel, bias + p * NR, zr, ldh, ncols); break;
-                    case 2: forward_tile<F, 2>(I, Hk, xr, ldx, hr, ldhp, panel, bias + p * NR, zr, ldh, ncols); break;
-                    case 3: forward_tile<F, 3>(I, Hk, xr, ldx, hr, ldhp, panel, bias + p * NR, zr, ldh, ncols); break;
-                    case 4: forward_tile<F, 4>(I, Hk, xr, ldx, hr, ldhp, panel, bias + p * NR, zr, ldh, ncols); break;
-                    case 5: forward_tile<F, 5>(I, Hk, xr, ldx, hr, ldhp, panel, bias + p * NR, zr, ldh, ncols); break;
-                    default: forward_tile<F, kMR>(I, Hk, xr, ldx, hr, ldhp, panel, bias + p * NR, zr, ldh, ncols); break;
-                }
+                by_height(n, [&](auto R) { forward_tile<F, decltype(R)::value>(I, Hk, tile, panel, bias + p * NR, p * NR, ncols); });
             }
+            for (std::int64_t r = 0; r < n; ++r) activate<F>(act, 1, H, tile.out[r], H);  // still in cache
         }
-        activate<F>(act, rows, H, ht, ldh);  // the step's block is still in cache
     }
 }
 
 template <typename F>
-void backward_loop(Activation act, bool reverse, std::int64_t T, std::int64_t rows, std::int64_t H,
+void backward_loop(Activation act, bool reverse, std::int64_t T, const BatchOrder& order,
+                   std::int64_t begin, std::int64_t end, std::int64_t H,
                    const F* h, std::int64_t ldh, std::int64_t h_step,
                    const F* dh, std::int64_t lddh, std::int64_t dh_step, const F* dh_n,
-                   const F* packed, F* dz, std::int64_t lddz, std::int64_t dz_step, F* dh0) {
+                   const F* packed, F* const* dz, std::int64_t s_lo, std::int64_t s_hi, F* dh0) {
     const int NR = kNR<F>;
     const std::int64_t panels = panel_count<F>(H);
-    auto at = [&](std::int64_t s) { return reverse ? T - 1 - s : s; };
-    // The last step in loop order: dz = (dh + dh_n) * act'(h).
-    const std::int64_t t_last = at(T - 1);
-    activation_grad<F>(act, rows, H, dh + t_last * dh_step, lddh, dh_n, h + t_last * h_step, ldh,
-                       dz + t_last * dz_step, lddz);
-    for (std::int64_t s = T - 1; s >= 0; --s) {
-        const F* dzt = dz + at(s) * dz_step;
+    auto time = [&](std::int64_t j, std::int64_t s) { return reverse ? order.length(j, T) - 1 - s : s; };
+    std::int64_t running = order.running_end(begin, end, s_hi, T);  // rows past s_hi - 1
+    TileRows<F> tile;
+    for (std::int64_t s = s_hi - 1; s >= s_lo; --s) {
+        // Sequences whose last step is s start here: dz = (dh + dh_n) * act'(h).
+        const std::int64_t was_running = running;
+        running = order.running_end(begin, end, s, T);
+        for (std::int64_t j = was_running; j < running; ++j) {
+            const std::int64_t b = order.row(j), t = time(j, s);
+            activation_grad<F>(act, 1, H, dh + t * dh_step + b * lddh, lddh,
+                               dh_n ? dh_n + b * H : nullptr, h + t * h_step + b * ldh, ldh,
+                               dz[s] + j * H, H);
+        }
         // Into the previous step's dz (fused), or into dh0 after the first step.
-        const std::int64_t tp = s > 0 ? at(s - 1) : -1;
-        const F* dhp = tp >= 0 ? dh + tp * dh_step : nullptr;
-        const F* hp = tp >= 0 ? h + tp * h_step : nullptr;
-        F* out = tp >= 0 ? dz + tp * dz_step : dh0;
-        const std::int64_t ldo = tp >= 0 ? lddz : H;
-        for (std::int64_t r0 = 0; r0 < rows; r0 += kMR) {  // a tile's rows of dz stay in L1
-            const F* a = dzt + r0 * lddz;
+        const bool fused = s > 0;
+        for (std::int64_t r0 = begin; r0 < running; r0 += kMR) {  // a tile's rows of dz stay in L1
+            const std::int64_t n = running - r0 < kMR ? running - r0 : kMR;
+            for (std::int64_t r = 0; r < n; ++r) {
+                const std::int64_t j = r0 + r, b = order.row(j);
+                tile.a[r] = dz[s] + j * H;
+                if (fused) {
+                    const std::int64_t tp = time(j, s - 1);
+                    tile.dh[r] = dh + tp * dh_step + b * lddh;
+                    tile.h[r] = h + tp * h_step + b * ldh;
+                    tile.out[r] = dz[s - 1] + j * H;
+                } else {
+                    tile.out[r] = dh0 + b * H;
+                }
+            }
             for (std::int64_t p = 0; p < panels; ++p) {
                 const F* panel = packed + p * NR * H;
                 const int ncols = static_cast<int>(H - p * NR < NR ? H - p * NR : NR);
-                const std::int64_t c = p * NR;
-                const F* dhr = dhp ? dhp + r0 * lddh + c : nullptr;
-                const F* hr = hp ? hp + r0 * ldh + c : nullptr;
-                F* o = out + r0 * ldo + c;
-                switch (rows - r0 < kMR ? rows - r0 : kMR) {
-                    case 1: backward_tile<F, 1>(act, H, a, lddz, panel, dhr, lddh, hr, ldh, o, ldo, ncols); break;
-                    case 2: backward_tile<F, 2>(act, H, a, lddz, panel, dhr, lddh, hr, ldh, o, ldo, ncols); break;
-                    case 3: backward_tile<F, 3>(act, H, a, lddz, panel, dhr, lddh, hr, ldh, o, ldo, ncols); break;
-                    case 4: backward_tile<F, 4>(act, H, a, lddz, panel, dhr, lddh, hr, ldh, o, ldo, ncols); break;
-                    case 5: backward_tile<F, 5>(act, H, a, lddz, panel, dhr, lddh, hr, ldh, o, ldo, ncols); break;
-                    default: backward_tile<F, kMR>(act, H, a, lddz, panel, dhr, lddh, hr, ldh, o, ldo, ncols); break;
-                }
+                by_height(n, [&](auto R) { backward_tile<F, decltype(R)::value>(act, H, tile, panel, fused, p * NR, ncols); });
             }
         }
     }

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "rnncore/blas.h"
 #include "rnncore/elementwise.h"
@@ -40,21 +41,124 @@ struct Split {
     std::int64_t end(std::int64_t i) const { return begin(i + 1); }
 };
 
-// Batch slices for the time loops: at most one per thread, each at least one micro-tile and
-// enough work (flop) to be worth waking a thread for (~100 us).
-template <typename F>
-Split batch_slices(const Dims& d) {
-    const std::int64_t MR = RecurrentKernels<F>::MR, tiles = (d.B + MR - 1) / MR;
-    const std::int64_t flop = 2 * d.T * d.B * d.H * (d.I + d.H), per_slice = 8'000'000;
-    const std::int64_t parts = std::min<std::int64_t>({get_num_threads(), tiles, flop / per_slice});
-    return {d.B, std::max<std::int64_t>(1, parts), MR};
+// The batch sorted by length, longest first (stable), so the sequences still running at any
+// loop step are a prefix of positions: the BatchOrder the loops walk.
+struct SortedBatch {
+    std::vector<std::int64_t> rows, steps;  // empty: batch order, every sequence T steps
+    std::int64_t max_steps = 0, total_steps = 0;
+    BatchOrder order() const { return rows.empty() ? BatchOrder{} : BatchOrder{rows.data(), steps.data()}; }
+};
+
+SortedBatch sort_batch(const Dims& d, const std::int64_t* lengths) {
+    SortedBatch s;
+    s.max_steps = d.B > 0 ? d.T : 0;
+    s.total_steps = d.T * d.B;
+    if (!lengths) return s;
+    bool all_full = true;
+    for (std::int64_t b = 0; b < d.B; ++b) {
+        REQUIRE(lengths[b] >= 1 && lengths[b] <= d.T,
+                "rnn: expected 1 <= lengths[b] <= T = " + std::to_string(d.T) + ", got lengths[" +
+                    std::to_string(b) + "] = " + std::to_string(lengths[b]));
+        all_full = all_full && lengths[b] == d.T;
+    }
+    if (all_full) return s;  // the plain loop, bit for bit
+    s.rows.resize(static_cast<size_t>(d.B));
+    for (std::int64_t b = 0; b < d.B; ++b) s.rows[b] = b;
+    std::stable_sort(s.rows.begin(), s.rows.end(),
+                     [&](std::int64_t a, std::int64_t b) { return lengths[a] > lengths[b]; });
+    s.steps.resize(s.rows.size());
+    s.total_steps = 0;
+    for (std::int64_t j = 0; j < d.B; ++j) s.total_steps += s.steps[j] = lengths[s.rows[j]];
+    s.max_steps = s.steps[0];
+    return s;
 }
 
-// Row chunks for the all-steps GEMMs of the backward: about one per 16 Mflop, at most 4. A
-// function of the problem only (see rnn_backward).
-std::int64_t backward_gemm_chunks(const Dims& d) {
-    const std::int64_t flop = 2 * d.T * d.B * d.H * (2 * d.I + d.H);
-    return std::max<std::int64_t>(1, std::min<std::int64_t>({4, flop / 16'000'000, d.T * d.B - d.B}));
+// Batch slices for the time loops, as position bounds [bounds[i], bounds[i+1]): at most one per
+// thread, each starting at a multiple of MR (so every row lands in the same kind of micro-tile
+// however the batch is split: results independent of the thread count), with about equal numbers
+// of sequence steps, and enough work (flop) to be worth waking a thread for (~100 us).
+template <typename F>
+std::vector<std::int64_t> batch_slices(const Dims& d, const SortedBatch& sb) {
+    const std::int64_t MR = RecurrentKernels<F>::MR, tiles = (d.B + MR - 1) / MR;
+    const std::int64_t flop = 2 * sb.total_steps * d.H * (d.I + d.H), per_slice = 8'000'000;
+    const std::int64_t parts =
+        std::max<std::int64_t>(1, std::min<std::int64_t>({get_num_threads(), tiles, flop / per_slice}));
+    std::vector<std::int64_t> bounds{0};
+    const BatchOrder order = sb.order();
+    std::int64_t done = 0;  // sequence steps in the positions before the current tile
+    for (std::int64_t tile = 0; tile < tiles && std::int64_t(bounds.size()) < parts; ++tile) {
+        const std::int64_t end = std::min(d.B, (tile + 1) * MR);
+        for (std::int64_t j = tile * MR; j < end; ++j) done += order.length(j, d.T);
+        if (done * parts >= sb.total_steps * std::int64_t(bounds.size())) bounds.push_back(end);
+    }
+    bounds.push_back(d.B);
+    return bounds;
+}
+
+// Loop steps per chunk of the backward: about kChunkRows rows of dz, balanced over T.
+constexpr std::int64_t kChunkRows = 2048;
+std::int64_t chunk_steps(const Dims& d) {
+    const std::int64_t per = std::max<std::int64_t>(1, kChunkRows / std::max<std::int64_t>(d.B, 1));
+    const std::int64_t chunks = (d.T + per - 1) / per;
+    return chunks > 0 ? (d.T + chunks - 1) / chunks : 1;
+}
+
+// The rows of one chunk of the backward for its all-steps GEMMs: row r pairs dz[r] with x[r], and
+// (among the rows that have a previous state in h) dz_h[r] with h_prev[r].
+template <typename F>
+struct ChunkRows {
+    std::int64_t n = 0;                                     // rows
+    const F* dz = nullptr;                                  // [n, H] contiguous
+    const F* x = nullptr;                                   // [n, I] row stride ldx
+    std::int64_t ldx = 0;
+    std::int64_t n_h = 0;                                   // rows with h_prev in h
+    const F* dz_h = nullptr;                                // [n_h, H] contiguous
+    const F* h_prev = nullptr;                              // [n_h, H] row stride ldh
+    std::int64_t ldh = 0;
+    const F* dz_h0 = nullptr;                               // [B, H] rows whose h_prev is h0, or null
+    F* dx = nullptr;                                        // [n, I] row stride lddx
+    std::int64_t lddx = 0;
+    bool accumulate_dx = false;
+};
+
+// One chunk's share of the sums over all steps:
+//   dW_ih += dz^T x;  dW_hh += dz^T h_prev;  bias_sum += sum dz;  dx (+)= dz W_ih
+// as 3 * parts independent tasks (row ranges of each output). `parts` and the chunks are a
+// function of the problem only, never of the thread count: the threads only decide who runs which
+// task, so the sums come out bit for bit the same on any number of threads. `after_dx(r0, r1)`
+// runs after a task wrote dx rows [r0, r1).
+template <typename F, typename AfterDx>
+void chunk_gradients(const Dims& d, const ChunkRows<F>& c, const F* h0, const F* W_ih, F* dW_ih,
+                     F* dW_hh, F* bias_sum, AfterDx after_dx) {
+    const std::int64_t H = d.H, I = d.I;
+    const std::int64_t flop = 2 * c.n * H * (2 * I + H);
+    const int parts = flop >= 4'000'000 ? 2 : 1;
+    const Split cols{H, parts, 1}, rows{c.n, parts, 1};
+    const auto& ew = elementwise<F>();
+    parallel_for(3 * parts, [&](int task) {
+        const int p = task / 3;
+        const std::int64_t j0 = cols.begin(p), nj = cols.end(p) - j0;
+        switch (task % 3) {
+            case 0:
+                if (nj > 0 && c.n > 0)
+                    blas::gemm<F>(Op::T, Op::N, nj, I, c.n, F(1), c.dz + j0, H, c.x, c.ldx, F(1), dW_ih + j0 * I, I);
+                if (bias_sum && nj > 0) ew.add_column_sums(c.n, nj, c.dz + j0, H, bias_sum + j0);
+                break;
+            case 1:
+                if (nj > 0 && c.n_h > 0)
+                    blas::gemm<F>(Op::T, Op::N, nj, H, c.n_h, F(1), c.dz_h + j0, H, c.h_prev, c.ldh, F(1), dW_hh + j0 * H, H);
+                if (nj > 0 && c.dz_h0 && h0)
+                    blas::gemm<F>(Op::T, Op::N, nj, H, d.B, F(1), c.dz_h0 + j0, H, h0, H, F(1), dW_hh + j0 * H, H);
+                break;
+            default: {
+                const std::int64_t r0 = rows.begin(p), nr = rows.end(p) - r0;
+                if (nr > 0)
+                    blas::gemm<F>(Op::N, Op::N, nr, I, H, F(1), c.dz + r0 * H, H, W_ih, I,
+                                  c.accumulate_dx ? F(1) : F(0), c.dx + r0 * c.lddx, c.lddx);
+                after_dx(r0, r0 + nr);
+            }
+        }
+    }, flop >= 4'000'000);
 }
 
 }  // namespace
@@ -65,27 +169,30 @@ std::int64_t rnn_forward_workspace_size(const Dims& d) {
 }
 
 template <typename F>
-std::int64_t rnn_backward_workspace_size(const Dims& d) {
-    return packed_backward_size<F>(d.H) + (backward_gemm_chunks(d) - 1) * d.H * (d.I + d.H) + d.H;
+std::int64_t rnn_backward_workspace_size(const Dims& d, bool with_lengths) {
+    const std::int64_t chunk_rows = chunk_steps(d) * d.B;
+    // packed W_hh, the bias sum, dz for two chunks; with lengths, a chunk's x, h_prev and dx rows
+    return packed_backward_size<F>(d.H) + d.H + 2 * chunk_rows * d.H +
+           (with_lengths ? chunk_rows * (2 * d.I + d.H) : 0);
 }
 
 template <typename F>
 void rnn_forward(const Dims& d, Activation act, bool reverse,
                  const F* x, std::int64_t ldx, const F* h0,
                  const F* W_ih, const F* W_hh, const F* b_ih, const F* b_hh,
-                 F* h, std::int64_t ldh, F* work) {
+                 F* h, std::int64_t ldh, const std::int64_t* lengths, F* work) {
     check_dims(d, ldx, ldh);
     REQUIRE(x && W_ih && W_hh && h && work, "rnn_forward: x, W_ih, W_hh, h and work must not be null");
     REQUIRE((b_ih == nullptr) == (b_hh == nullptr), "rnn_forward: b_ih and b_hh must both be given or both be null");
     if (d.T == 0 || d.B == 0) return;
+    const SortedBatch sb = sort_batch(d, lengths);
+    const BatchOrder order = sb.order();
     const auto& k = recurrent<F>();
     k.pack_forward(d.I, d.H, W_ih, W_hh, b_ih, b_hh, work);
-    const Split slices = batch_slices<F>(d);
-    parallel_for(static_cast<int>(slices.parts), [&](int i) {
-        const std::int64_t b0 = slices.begin(i), rows = slices.end(i) - b0;
-        if (rows > 0)
-            k.forward_loop(act, reverse, d.T, rows, d.I, d.H, x + b0 * ldx, ldx, d.B * ldx,
-                           h0 ? h0 + b0 * d.H : nullptr, work, h + b0 * ldh, ldh, d.B * ldh);
+    const std::vector<std::int64_t> slices = batch_slices<F>(d, sb);
+    parallel_for(static_cast<int>(slices.size() - 1), [&](int i) {
+        k.forward_loop(act, reverse, d.T, order, slices[i], slices[i + 1], d.I, d.H, x, ldx,
+                       d.B * ldx, h0, work, h, ldh, d.B * ldh);
     });
 }
 
@@ -107,110 +214,164 @@ void rnn_backward(const Dims& d, Activation act, bool reverse,
                   const F* W_ih, const F* W_hh,
                   const F* h, std::int64_t ldh,
                   const F* dh, std::int64_t lddh, const F* dh_n,
-                  F* dz, std::int64_t lddz,
                   F* dx, std::int64_t lddx, bool accumulate_dx, F* dh0,
                   F* dW_ih, F* dW_hh, F* db_ih, F* db_hh,
-                  F* work) {
+                  const std::int64_t* lengths, F* work) {
     check_dims(d, ldx, ldh);
-    REQUIRE(lddh >= d.H && lddz >= d.H && lddx >= d.I,
-            "rnn_backward: expected lddh >= H, lddz >= H, lddx >= I, got lddh=" + std::to_string(lddh) +
-                " lddz=" + std::to_string(lddz) + " lddx=" + std::to_string(lddx));
-    REQUIRE(x && W_ih && W_hh && h && dh && dz && dx && dh0 && dW_ih && dW_hh && work,
+    REQUIRE(lddh >= d.H && lddx >= d.I,
+            "rnn_backward: expected lddh >= H, lddx >= I, got lddh=" + std::to_string(lddh) +
+                " lddx=" + std::to_string(lddx));
+    REQUIRE(x && W_ih && W_hh && h && dh && dx && dh0 && dW_ih && dW_hh && work,
             "rnn_backward: only h0, dh_n and the bias gradients may be null");
-    REQUIRE(static_cast<const F*>(dz) != dh || lddz == lddh, "rnn_backward: dz may alias dh only with the same row stride");
     REQUIRE((db_ih == nullptr) == (db_hh == nullptr), "rnn_backward: db_ih and db_hh must both be given or both be null");
-    const std::int64_t T = d.T, B = d.B, H = d.H, I = d.I, rows = T * B;
+    const std::int64_t T = d.T, B = d.B, H = d.H, I = d.I;
     if (B == 0) return;  // nothing flows; dh0 and dx are empty
     if (T == 0) {        // no step ran: the final state is h0 itself
         for (std::int64_t i = 0; i < B * H; ++i) dh0[i] = dh_n ? dh_n[i] : F(0);
         return;
     }
+    const SortedBatch sb = sort_batch(d, lengths);
+    const BatchOrder order = sb.order();
+    const bool ragged = order.steps != nullptr;
     const auto& k = recurrent<F>();
-    const auto& ew = elementwise<F>();
     // Our threads make the BLAS calls below, each of which must stay on its thread: undo any
     // thread count set on this OpenBLAS from outside (threadpoolctl, for one).
     if (blas::get_num_threads() != 1) blas::set_num_threads(1);
+
+    // Scratch: packed W_hh | bias sum [H] | dz of two chunks | (ragged) x, h_prev, dx rows of a chunk.
+    const std::int64_t Tc = chunk_steps(d), chunk_rows = Tc * B;
     k.pack_backward(H, W_hh, work);
+    F* bias_sum = work + packed_backward_size<F>(H);
+    F* dz_buf[2] = {bias_sum + H, bias_sum + H + chunk_rows * H};
+    F* xs = dz_buf[1] + chunk_rows * H;  // [chunk_rows, I]
+    F* hs = xs + chunk_rows * I;         // [chunk_rows, H]
+    F* dxs = hs + chunk_rows * H;        // [chunk_rows, I]
+    for (std::int64_t j = 0; j < H; ++j) bias_sum[j] = F(0);
+    if (ragged && !accumulate_dx)  // the gradient into padded inputs is zero
+        for (std::int64_t b = 0; b < B; ++b)
+            for (std::int64_t t = lengths[b]; t < T; ++t)
+                for (std::int64_t i = 0; i < I; ++i) dx[(t * B + b) * lddx + i] = F(0);
 
-    // The time loop, batch slices in parallel:
-    //   h[t] = act(z[t]),  z[t] = x[t] W_ih^T + b + h_prev W_hh^T
-    //   dz[t] = (dh[t] + dz[next] W_hh) * act'(h[t]);   dh0 = dz[first] W_hh
-    const Split slices = batch_slices<F>(d);
-    parallel_for(static_cast<int>(slices.parts), [&](int i) {
-        const std::int64_t b0 = slices.begin(i), n = slices.end(i) - b0;
-        if (n > 0)
-            k.backward_loop(act, reverse, T, n, H, h + b0 * ldh, ldh, B * ldh, dh + b0 * lddh, lddh,
-                            B * lddh, dh_n ? dh_n + b0 * H : nullptr, work, dz + b0 * lddz, lddz,
-                            B * lddz, dh0 + b0 * H);
-    });
-
-    // Sums over all steps at once:
-    //   dW_ih += dz^T x;  dW_hh += dz^T h_prev;  db_ih += sum dz;  db_hh += sum dz;  dx = dz W_ih
-    // h_prev of the steps after the first is h shifted one step back (forward direction) or
-    // ahead (reverse); the first step's h_prev is h0 (no term when h0 is zero).
-    // They run as independent tasks over a fixed number of row chunks chosen from the problem
-    // size alone, never from the thread count: the threads only decide who runs which task, so
-    // the sums come out bit for bit the same on any number of threads. Chunk c > 0 of a weight
-    // gradient goes to scratch, added in chunk order at the end.
-    const std::int64_t first = reverse ? T - 1 : 0;
-    const F* dz_rest = reverse ? dz : dz + B * lddz;
-    const F* h_prev = reverse ? h + B * ldh : h;
-    const std::int64_t chunks = backward_gemm_chunks(d);
-    const Split xrows{rows, chunks, 1}, hrows{rows - B, chunks, 1}, cols{H, chunks, 1};
-    F* partial_ih = work + packed_backward_size<F>(H);  // [chunks - 1, H, I]
-    F* partial_hh = partial_ih + (chunks - 1) * H * I;  // [chunks - 1, H, H]
-    F* bias_sum = partial_hh + (chunks - 1) * H * H;    // [H]
-    const bool worth_threads = 2 * rows * H * (2 * I + H) >= 4'000'000;
-    parallel_for(static_cast<int>(3 * chunks), [&](int task) {
-        const std::int64_t c = task / 3;
-        switch (task % 3) {
-            case 0: {
-                const std::int64_t r0 = xrows.begin(c), n = xrows.end(c) - r0;
-                F* out = c == 0 ? dW_ih : partial_ih + (c - 1) * H * I;
-                blas::gemm<F>(Op::T, Op::N, H, I, n, F(1), dz + r0 * lddz, lddz, x + r0 * ldx, ldx,
-                              c == 0 ? F(1) : F(0), out, I);
-                const std::int64_t j0 = cols.begin(c), nj = cols.end(c) - j0;
-                if (db_ih && nj > 0) {  // sum once, add to both (as torch adds dz.sum(0) to .grad)
-                    F* sum = bias_sum + j0;
-                    for (std::int64_t j = 0; j < nj; ++j) sum[j] = F(0);
-                    ew.add_column_sums(rows, nj, dz + j0, lddz, sum);
-                    for (std::int64_t j = 0; j < nj; ++j) db_ih[j0 + j] += sum[j], db_hh[j0 + j] += sum[j];
-                }
-                break;
-            }
-            case 1: {
-                const std::int64_t r0 = hrows.begin(c), n = hrows.end(c) - r0;
-                F* out = c == 0 ? dW_hh : partial_hh + (c - 1) * H * H;
-                blas::gemm<F>(Op::T, Op::N, H, H, n, F(1), dz_rest + r0 * lddz, lddz, h_prev + r0 * ldh,
-                              ldh, c == 0 ? F(1) : F(0), out, H);
-                if (c == 0 && h0)
-                    blas::gemm<F>(Op::T, Op::N, H, H, B, F(1), dz + first * B * lddz, lddz, h0, H, F(1), dW_hh, H);
-                break;
-            }
-            default: {
-                const std::int64_t r0 = xrows.begin(c), n = xrows.end(c) - r0;
-                blas::gemm<F>(Op::N, Op::N, n, I, H, F(1), dz + r0 * lddz, lddz, W_ih, I,
-                              accumulate_dx ? F(1) : F(0), dx + r0 * lddx, lddx);
+    // Where each loop step's rows of dz live: chunk c (steps [c*Tc, (c+1)*Tc)) in dz_buf[c % 2].
+    // Batch order: time-major by t within the chunk (row (t - t_first) * B + b), so x, h and dx
+    // of the chunk are plain strided blocks. Ragged: the running positions of each step, packed.
+    const std::int64_t S = sb.max_steps, chunks = (S + Tc - 1) / Tc;
+    std::vector<F*> dz(static_cast<size_t>(S));
+    std::vector<std::int64_t> first_row(static_cast<size_t>(S) + 1);  // ragged: step s's rows start
+    std::vector<std::int64_t> chunk_n(static_cast<size_t>(chunks));     // ragged: rows per chunk
+    for (std::int64_t c = 0; c < chunks; ++c) {
+        const std::int64_t s_lo = c * Tc, s_hi = std::min(S, s_lo + Tc);
+        std::int64_t offset = 0, running = B;
+        for (std::int64_t s = s_lo; s < s_hi; ++s) {
+            if (ragged) {
+                running = order.running_end(0, running, s, T);
+                dz[s] = dz_buf[c % 2] + offset * H;
+                first_row[s] = offset;
+                offset += running;
+            } else {
+                const std::int64_t t_first = reverse ? T - s_hi : s_lo, t = reverse ? T - 1 - s : s;
+                dz[s] = dz_buf[c % 2] + (t - t_first) * B * H;
             }
         }
-    }, worth_threads);
-    for (std::int64_t c = 1; c < chunks; ++c) {
-        for (std::int64_t i = 0; i < H * I; ++i) dW_ih[i] += partial_ih[(c - 1) * H * I + i];
-        for (std::int64_t i = 0; i < H * H; ++i) dW_hh[i] += partial_hh[(c - 1) * H * H + i];
+        chunk_n[c] = offset;
     }
+
+    const std::vector<std::int64_t> slices = batch_slices<F>(d, sb);
+    std::vector<std::int64_t> cell(ragged ? static_cast<size_t>(chunk_rows) : 0);  // t * B + b per row
+    for (std::int64_t c = chunks - 1; c >= 0; --c) {
+        const std::int64_t s_lo = c * Tc, s_hi = std::min(S, s_lo + Tc);
+        // The time loop back through the chunk, batch slices in parallel:
+        //   h[t] = act(z[t]),  z[t] = x[t] W_ih^T + b + h_prev W_hh^T
+        //   dz[t] = (dh[t] + dz[next] W_hh) * act'(h[t]);   dh0 = dz[first] W_hh
+        parallel_for(static_cast<int>(slices.size() - 1), [&](int i) {
+            k.backward_loop(act, reverse, T, order, slices[i], slices[i + 1], H, h, ldh, B * ldh,
+                            dh, lddh, B * lddh, dh_n, work, dz.data(), s_lo, s_hi, dh0);
+        });
+
+        // The chunk's sums. h_prev of a step is the state one step back in loop order (forward
+        // direction: t-1; reverse: t+1); the first loop step's h_prev is h0 (no term when h0 is
+        // zero).
+        ChunkRows<F> rows;
+        if (!ragged) {
+            const std::int64_t t0 = reverse ? T - s_hi : s_lo, t1 = reverse ? T - s_lo : s_hi;
+            const F* dzc = dz_buf[c % 2];
+            rows.n = (t1 - t0) * B;
+            rows.dz = dzc;
+            rows.x = x + t0 * B * ldx, rows.ldx = ldx;
+            if (!reverse) {
+                const std::int64_t t_h = std::max<std::int64_t>(t0, 1);  // first step with h_prev in h
+                rows.n_h = (t1 - t_h) * B;
+                rows.dz_h = dzc + (t_h - t0) * B * H;
+                rows.h_prev = h + (t_h - 1) * B * ldh;
+                rows.dz_h0 = t0 == 0 ? dzc : nullptr;
+            } else {
+                const std::int64_t t_h = std::min<std::int64_t>(t1, T - 1);  // steps [t0, t_h) have h[t+1]
+                rows.n_h = (t_h - t0) * B;
+                rows.dz_h = dzc;
+                rows.h_prev = h + (t0 + 1) * B * ldh;
+                rows.dz_h0 = t1 == T ? dzc + (T - 1 - t0) * B * H : nullptr;
+            }
+            rows.ldh = ldh;
+            rows.dx = dx + t0 * B * lddx, rows.lddx = lddx, rows.accumulate_dx = accumulate_dx;
+            chunk_gradients<F>(d, rows, h0, W_ih, dW_ih, dW_hh, db_ih ? bias_sum : nullptr,
+                               [](std::int64_t, std::int64_t) {});
+            continue;
+        }
+        // Ragged: gather the chunk's rows of x and h_prev (zeros for a zero h0), GEMM, then
+        // scatter dx back to the sequences' steps.
+        const std::int64_t n = chunk_n[c];
+        auto rows_end = [&](std::int64_t s) { return s + 1 < s_hi ? first_row[s + 1] : n; };
+        for (std::int64_t s = s_lo; s < s_hi; ++s)
+            for (std::int64_t j = 0, r = first_row[s]; r < rows_end(s); ++j, ++r)
+                cell[r] = (reverse ? order.steps[j] - 1 - s : s) * B + order.rows[j];
+        parallel_for(2, [&](int task) {
+            for (std::int64_t s = s_lo; s < s_hi; ++s) {
+                for (std::int64_t r = first_row[s]; r < rows_end(s); ++r) {
+                    const std::int64_t t = cell[r] / B, b = cell[r] % B;
+                    if (task == 0) {
+                        std::copy(x + cell[r] * ldx, x + cell[r] * ldx + I, xs + r * I);
+                    } else if (s > 0) {
+                        const F* hp = h + ((reverse ? t + 1 : t - 1) * B + b) * ldh;
+                        std::copy(hp, hp + H, hs + r * H);
+                    } else if (h0) {
+                        std::copy(h0 + b * H, h0 + (b + 1) * H, hs + r * H);
+                    } else {
+                        std::fill(hs + r * H, hs + (r + 1) * H, F(0));
+                    }
+                }
+            }
+        }, 2 * n * H * (2 * I + H) >= 4'000'000);
+        rows.n = n, rows.dz = dz_buf[c % 2], rows.x = xs, rows.ldx = I;
+        rows.n_h = n, rows.dz_h = dz_buf[c % 2], rows.h_prev = hs, rows.ldh = H;
+        rows.dx = dxs, rows.lddx = I, rows.accumulate_dx = false;
+        chunk_gradients<F>(d, rows, h0, W_ih, dW_ih, dW_hh, db_ih ? bias_sum : nullptr,
+                           [&](std::int64_t r0, std::int64_t r1) {
+                               for (std::int64_t r = r0; r < r1; ++r) {
+                                   F* out = dx + cell[r] * lddx;
+                                   const F* in = dxs + r * I;
+                                   if (accumulate_dx)
+                                       for (std::int64_t i = 0; i < I; ++i) out[i] += in[i];
+                                   else
+                                       std::copy(in, in + I, out);
+                               }
+                           });
+    }
+    if (db_ih)  // summed once, added to both (as torch adds dz.sum(0) to both .grad)
+        for (std::int64_t j = 0; j < H; ++j) db_ih[j] += bias_sum[j], db_hh[j] += bias_sum[j];
 }
 
 #define RNNCORE_INSTANTIATE(F)                                                                          \
     template std::int64_t rnn_forward_workspace_size<F>(const Dims&);                                   \
-    template std::int64_t rnn_backward_workspace_size<F>(const Dims&);                                  \
+    template std::int64_t rnn_backward_workspace_size<F>(const Dims&, bool);                            \
     template void rnn_step<F>(const Dims&, Activation, const F*, std::int64_t, const F*, std::int64_t, \
                               const F*, const F*, const F*, const F*, F*, std::int64_t);             \
     template void rnn_forward<F>(const Dims&, Activation, bool, const F*, std::int64_t, const F*,       \
-                                 const F*, const F*, const F*, const F*, F*, std::int64_t, F*);         \
+                                 const F*, const F*, const F*, const F*, F*, std::int64_t,               \
+                                 const std::int64_t*, F*);                                              \
     template void rnn_backward<F>(const Dims&, Activation, bool, const F*, std::int64_t, const F*,      \
                                   const F*, const F*, const F*, std::int64_t, const F*, std::int64_t,   \
-                                  const F*, F*, std::int64_t, F*, std::int64_t, bool, F*, F*, F*, F*,   \
-                                  F*, F*);
+                                  const F*, F*, std::int64_t, bool, F*, F*, F*, F*, F*,                 \
+                                  const std::int64_t*, F*);
 RNNCORE_INSTANTIATE(float)
 RNNCORE_INSTANTIATE(double)
 #undef RNNCORE_INSTANTIATE

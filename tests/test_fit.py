@@ -38,9 +38,9 @@ def test_tbptt_carries_the_state_but_not_the_gradient():
     forwards, backwards = [], []
     forward, backward = model.forward, model.backward
 
-    def spy_forward(x, h0=None):
+    def spy_forward(x, h0=None, lengths=None):
         forwards.append((x.shape, None if h0 is None else h0.copy()))
-        return forward(x, h0)
+        return forward(x, h0, lengths)
 
     def spy_backward(grad_y, grad_h_n=None):
         backwards.append((grad_y.shape, grad_h_n))

@@ -2,8 +2,10 @@
 // weights packed once per call into panels for a register-blocked micro-kernel. Compiled once per
 // instruction set and chosen at load time, like the element-wise kernels.
 //
-// A slice is `rows` consecutive batch rows; its arrays are addressed from the slice's first row:
-// step t's block starts at p + t * p_step (p_step = B * ld for a [T,B,.] array of row stride ld).
+// The loops walk the batch in a BatchOrder: sequences sorted by length, longest first, so the
+// ones still running at loop step s are a prefix of positions; without lengths, batch order.
+// Arrays are addressed from batch row 0: element (t, b, :) of a [T,B,.] array of row stride ld
+// is at p + t * step + b * ld (step = B * ld).
 #pragma once
 
 #include <cstdint>
@@ -28,6 +30,23 @@ constexpr std::int64_t packed_backward_size(std::int64_t H) {
     return panel_count<F>(H) * panel_width<F>() * H;
 }
 
+// The kernels' order of the batch rows. Loop step s of the sequence at position j is time
+// t = s (forward) or steps(j) - 1 - s (reverse): the reverse direction starts at each sequence's
+// own last step.
+struct BatchOrder {
+    const std::int64_t* rows = nullptr;   // [B] batch row at each position; nullptr: row j = j
+    const std::int64_t* steps = nullptr;  // [B] length of each position's sequence, non-increasing;
+                                          // nullptr: every sequence runs all T steps
+    std::int64_t row(std::int64_t j) const { return rows ? rows[j] : j; }
+    std::int64_t length(std::int64_t j, std::int64_t T) const { return steps ? steps[j] : T; }
+    // End of the positions in [begin, end) still running at loop step s.
+    std::int64_t running_end(std::int64_t begin, std::int64_t end, std::int64_t s, std::int64_t T) const {
+        if (!steps) return s < T ? end : begin;
+        while (end > begin && steps[end - 1] <= s) --end;
+        return end;
+    }
+};
+
 template <typename F>
 struct RecurrentKernels {
     // Batch rows per full micro-tile. Slices must start at multiples of MR so every row lands
@@ -41,21 +60,28 @@ struct RecurrentKernels {
     // packed: packed_backward_size(H).
     void (*pack_backward)(std::int64_t H, const F* W_hh, F* packed);
 
-    // h[t] = act(x[t] W_ih^T + b + h_prev W_hh^T) for every step, in loop order.
-    //   x: slice of [T,B,I] (row stride ldx, step stride x_step); h0: [rows,H] (stride H) or null;
-    //   h: slice of [T,B,H] (row stride ldh, step stride h_step), written.
-    void (*forward_loop)(Activation act, bool reverse, std::int64_t T, std::int64_t rows,
-                         std::int64_t I, std::int64_t H, const F* x, std::int64_t ldx,
-                         std::int64_t x_step, const F* h0, const F* packed, F* h,
-                         std::int64_t ldh, std::int64_t h_step);
+    // h[t] = act(x[t] W_ih^T + b + h_prev W_hh^T) for the batch rows at positions
+    // [begin, end) of `order`, every step of each sequence in loop order.
+    //   x: [T,B,I] (row stride ldx, step stride x_step); h0: [B,H] (stride H) or null;
+    //   h: [T,B,H] (row stride ldh, step stride h_step), written; with lengths, its rows past a
+    //   sequence's end are written with zeros.
+    void (*forward_loop)(Activation act, bool reverse, std::int64_t T, const BatchOrder& order,
+                         std::int64_t begin, std::int64_t end, std::int64_t I, std::int64_t H,
+                         const F* x, std::int64_t ldx, std::int64_t x_step, const F* h0,
+                         const F* packed, F* h, std::int64_t ldh, std::int64_t h_step);
 
-    // dz[t] = (dh[t] + dz[next] W_hh) * act'(h[t]) back through the loop, then dh0 = dz[first] W_hh.
-    //   h, dh: slices of [T,B,H]; dh_n: [rows,H] (stride H) or null; dz: slice of [T,B,H],
-    //   written (may alias dh with the same strides); dh0: [rows,H] (stride H), written.
-    void (*backward_loop)(Activation act, bool reverse, std::int64_t T, std::int64_t rows,
-                          std::int64_t H, const F* h, std::int64_t ldh, std::int64_t h_step,
+    // Back through loop steps s = s_hi-1 .. s_lo for the rows at positions [begin, end):
+    //   dz(s) = (dh[t] + dz(s+1) W_hh) * act'(h[t])   (dh_n instead of dz(s+1) W_hh at a
+    //   sequence's last step), then dh0 = dz(0) W_hh when s_lo == 0.
+    //   h, dh: [T,B,H]; dh_n: [B,H] (stride H) or null; dh0: [B,H] (stride H), written.
+    //   dz: per loop step s, the rows of dz(s): position j's row at dz[s] + j * H. The pass
+    //   reads dz(s_hi-1) of the sequences that continue past s_hi-1 (written by the pass over
+    //   the later steps), writes dz(s) for s in [s_lo, s_hi) and, when s_lo > 0, dz(s_lo - 1).
+    void (*backward_loop)(Activation act, bool reverse, std::int64_t T, const BatchOrder& order,
+                          std::int64_t begin, std::int64_t end, std::int64_t H,
+                          const F* h, std::int64_t ldh, std::int64_t h_step,
                           const F* dh, std::int64_t lddh, std::int64_t dh_step, const F* dh_n,
-                          const F* packed, F* dz, std::int64_t lddz, std::int64_t dz_step,
+                          const F* packed, F* const* dz, std::int64_t s_lo, std::int64_t s_hi,
                           F* dh0);
 
     // One step without packing, for streaming: out[r] = act(x[r] W_ih^T + b + h[r] W_hh^T)

@@ -10,6 +10,12 @@
 // The reverse direction runs the same recurrence from t = T-1 down to 0 over the same buffers
 // (no reversed copy), so its "previous" state for step t is h_{t+1}.
 //
+// Variable lengths: `lengths` is [B] (1 <= lengths[b] <= T) or nullptr (every sequence runs T
+// steps). Sequence b then runs steps t < lengths[b] only: the reverse direction starts at its
+// own last step lengths[b]-1, states at padded steps are zero, gradients arriving there are
+// ignored, and the gradient into padded inputs is zero (torch's packed sequences). Only the
+// sequences still running take part in a step, so the work follows sum(lengths), not T*B.
+//
 // Errors: every function checks its sizes and pointers and throws std::invalid_argument naming
 // the argument, what was expected and what was got. Nothing is asserted or printed.
 #pragma once
@@ -34,6 +40,7 @@ struct Dims {
 //   W_ih: [H,I]; W_hh: [H,H]; b_ih, b_hh: [H] each, or both nullptr (no bias).
 //   h:    [T,B,H] row stride ldh; written with every h_t. It is also all the state the backward
 //         needs (act'(z) is recovered from h), so nothing else is stored.
+//   lengths: [B] or nullptr (see above). Rows of h past a sequence's end are written with zeros.
 //   work: rnn_forward_workspace_size<F>(d) elements of scratch (the packed weights).
 // h must not overlap x, h0 or the weights. Each step computes x_t W_ih^T and h_{t-1} W_hh^T in
 // one pass of a micro-kernel over [W_ih | W_hh] packed once per call, then the activation while
@@ -42,7 +49,7 @@ template <typename F>
 void rnn_forward(const Dims& d, Activation act, bool reverse,
                  const F* x, std::int64_t ldx, const F* h0,
                  const F* W_ih, const F* W_hh, const F* b_ih, const F* b_hh,
-                 F* h, std::int64_t ldh, F* work);
+                 F* h, std::int64_t ldh, const std::int64_t* lengths, F* work);
 
 // One step for streaming, without the per-call packing of rnn_forward:
 //   x: [B,I] row stride ldx; h: [B,H] row stride ldh, or nullptr (zero state);
@@ -57,33 +64,32 @@ void rnn_step(const Dims& d, Activation act, const F* x, std::int64_t ldx, const
 template <typename F>
 std::int64_t rnn_forward_workspace_size(const Dims& d);
 template <typename F>
-std::int64_t rnn_backward_workspace_size(const Dims& d);
+std::int64_t rnn_backward_workspace_size(const Dims& d, bool with_lengths);
 
-// Backward (BPTT) through one rnn_forward call with the same d, act, reverse, x, h0, weights, h.
+// Backward (BPTT) through one rnn_forward call with the same d, act, reverse, x, h0, weights,
+// lengths and h.
 //   dh:   [T,B,H] row stride lddh; gradient of the loss w.r.t. every h_t from above (the
-//         layer's output gradient). Read only, unless dz aliases it.
+//         layer's output gradient). Read only.
 //   dh_n: [B,H] contiguous gradient w.r.t. the final state, or nullptr (zero).
-//   dz:   [T,B,H] row stride lddz; written with dL/dz_t (z = pre-activation). May alias dh
-//         exactly (same pointer and stride): then dh is overwritten.
 //   dx:   [T,B,I] row stride lddx; written, or accumulated when accumulate_dx (the second
 //         direction of a bidirectional layer adds its share).
 //   dh0:  [B,H] contiguous; written (the gradient w.r.t. h0, also when h0 was nullptr).
 //   dW_ih [H,I], dW_hh [H,H], db_ih [H], db_hh [H]: accumulated (like torch's .grad);
 //         db_* are nullptr when the layer has no bias.
-//   work: rnn_backward_workspace_size<F>(d) elements of scratch (the packed W_hh, and partial
-//         weight gradients for large problems, the bias gradient sum).
-// The time loop runs batch slices on get_num_threads() threads; the weight, bias and input
-// gradients are then GEMMs (and reductions) over all T*B rows, cut into a few row chunks that run
-// as parallel tasks. Results do not depend on the thread count.
+//   work: rnn_backward_workspace_size<F>(d, lengths != nullptr) elements of scratch.
+// The loop runs back through the steps in chunks of about 2048 rows of dL/dz (z the
+// pre-activation), batch slices on get_num_threads() threads; after each chunk the weight, bias
+// and input gradients of its steps are GEMMs over its rows, run as a fixed set of parallel tasks.
+// Scratch stays O(max(B, 2048) * (I + H)) whatever T, and results do not depend on the thread
+// count.
 template <typename F>
 void rnn_backward(const Dims& d, Activation act, bool reverse,
                   const F* x, std::int64_t ldx, const F* h0,
                   const F* W_ih, const F* W_hh,
                   const F* h, std::int64_t ldh,
                   const F* dh, std::int64_t lddh, const F* dh_n,
-                  F* dz, std::int64_t lddz,
                   F* dx, std::int64_t lddx, bool accumulate_dx, F* dh0,
                   F* dW_ih, F* dW_hh, F* db_ih, F* db_hh,
-                  F* work);
+                  const std::int64_t* lengths, F* work);
 
 }  // namespace rnncore

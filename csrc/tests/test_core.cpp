@@ -112,7 +112,7 @@ std::string compare(const char* name, const Mat<F>& got, const Mat<F>& want, con
 struct Case {
     Dims d;
     Activation act;
-    bool reverse, h0, bias, dh_n, strided, alias, accumulate_dx;
+    bool reverse, h0, bias, dh_n, strided, ragged, accumulate_dx;
 };
 
 template <typename F>
@@ -122,21 +122,23 @@ std::string describe(const Case& c) {
                   (long long)c.d.T, (long long)c.d.B, (long long)c.d.I, (long long)c.d.H,
                   c.act == Activation::Tanh ? "tanh" : "relu", c.reverse ? " reverse" : "",
                   c.h0 ? " h0" : "", c.bias ? " bias" : "", c.dh_n ? " dh_n" : "",
-                  c.strided ? " strided" : "", c.alias ? " dz=dh" : "",
+                  c.strided ? " strided" : "", c.ragged ? " lengths" : "",
                   c.accumulate_dx ? " accumulate_dx" : "");
     return s;
 }
 
 // One case's inputs, and its outputs as they are before a call. Strided layouts: x with spare
-// columns; h and dh as one direction (columns H..2H) of a bidirectional [T,B,2H] output; dz and dx
-// inside wider rows at other offsets. Written outputs start NaN, accumulated ones random.
+// columns; h and dh as one direction (columns H..2H) of a bidirectional [T,B,2H] output; dx
+// inside wider rows at another offset. Written outputs start NaN, accumulated ones random.
+// Ragged: random lengths in [1, T], one of them T.
 template <typename F>
 struct Problem {
-    enum { DZ, DX, DH0, DW_IH, DW_HH, DB_IH, DB_HH };  // the backward's outputs, in init
+    enum { DX, DH0, DW_IH, DW_HH, DB_IH, DB_HH };  // the backward's outputs, in init
     Case c;
     Rng rng;
     Mat<F> x, h0, W_ih, W_hh, b_ih, b_hh, h_init, dh, dh_n;
     std::vector<Mat<F>> init;
+    std::vector<i64> lengths;
 
     Problem(const Case& c_, std::uint64_t seed)
         : c(c_), rng{std::mt19937_64(seed)},
@@ -148,12 +150,17 @@ struct Problem {
         const double w = 1.0 / std::sqrt(double(H));  // torch's init range
         x.randomize(rng, 1.0), h0.randomize(rng, 1.0), W_ih.randomize(rng, w), W_hh.randomize(rng, w);
         b_ih.randomize(rng, w), b_hh.randomize(rng, w), dh.randomize(rng, 1.0), dh_n.randomize(rng, 1.0);
-        init = {c.alias ? dh : Mat<F>(rows, H, c.strided ? H + 5 : H, c.strided ? 2 : 0),
-                Mat<F>(rows, I, c.strided ? I + 2 : I, c.strided ? 1 : 0), Mat<F>(c.d.B, H),
+        init = {Mat<F>(rows, I, c.strided ? I + 2 : I, c.strided ? 1 : 0), Mat<F>(c.d.B, H),
                 Mat<F>(H, I), Mat<F>(H, H), Mat<F>(1, H), Mat<F>(1, H)};
         if (c.accumulate_dx) init[DX].randomize(rng, 1.0);
         for (int k = DW_IH; k <= DB_HH; ++k) init[k].randomize(rng, 1.0);
+        if (c.ragged && c.d.T > 0) {
+            for (i64 b = 0; b < c.d.B; ++b)
+                lengths.push_back(1 + i64(rng.uniform(0, double(c.d.T))) % c.d.T);
+            if (c.d.B > 1) lengths[rng.gen() % c.d.B] = c.d.T;
+        }
     }
+    const i64* lens() const { return lengths.empty() ? nullptr : lengths.data(); }
     const F* h0p() const { return c.h0 ? h0.p() : nullptr; }
     const F* bi() const { return c.bias ? b_ih.p() : nullptr; }
     const F* bh() const { return c.bias ? b_hh.p() : nullptr; }
@@ -164,25 +171,24 @@ struct Problem {
         Mat<F> h = h_init;
         std::vector<F> work(std::max<i64>(rnn_forward_workspace_size<F>(c.d), 1), nan<F>);
         fn(c.d, c.act, c.reverse, x.p(), x.ld, h0p(), W_ih.p(), W_hh.p(), bi(), bh(), h.p(), h.ld,
-           work.data());
+           lens(), work.data());
         return h;
     }
     // The outputs (as init) of rnn_backward or rnn_backward_naive through h.
     template <typename Fn>
     std::vector<Mat<F>> backward(Fn fn, const Mat<F>& h) const {
         std::vector<Mat<F>> g = init;
-        std::vector<F> work(std::max<i64>(rnn_backward_workspace_size<F>(c.d), 1), nan<F>);
-        F* dz = g[DZ].p();
-        const F* dhp = c.alias ? dz : dh.p();  // dh.ld == g[DZ].ld when they alias
-        fn(c.d, c.act, c.reverse, x.p(), x.ld, h0p(), W_ih.p(), W_hh.p(), h.p(), h.ld, dhp, dh.ld,
-           c.dh_n ? dh_n.p() : nullptr, dz, g[DZ].ld, g[DX].p(), g[DX].ld, c.accumulate_dx,
+        std::vector<F> work(std::max<i64>(rnn_backward_workspace_size<F>(c.d, c.ragged), 1), nan<F>);
+        fn(c.d, c.act, c.reverse, x.p(), x.ld, h0p(), W_ih.p(), W_hh.p(), h.p(), h.ld, dh.p(), dh.ld,
+           c.dh_n ? dh_n.p() : nullptr, g[DX].p(), g[DX].ld, c.accumulate_dx,
            g[DH0].p(), g[DW_IH].p(), g[DW_HH].p(), c.bias ? g[DB_IH].p() : nullptr,
-           c.bias ? g[DB_HH].p() : nullptr, work.data());
+           c.bias ? g[DB_HH].p() : nullptr, lens(), work.data());
         return g;
     }
 };
 
-const char* grad_names[] = {"dz", "dx", "dh0", "dW_ih", "dW_hh", "db_ih", "db_hh"};
+const char* grad_names[] = {"dx", "dh0", "dW_ih", "dW_hh", "db_ih", "db_hh"};
+constexpr int kGrads = 6;
 
 template <typename F>
 bool same_bits(const Mat<F>& a, const Mat<F>& b) {
@@ -201,18 +207,18 @@ void test_against_naive(const Case& c, std::uint64_t seed, double rtol) {
     // Both backwards read h_ref, so relu's mask (h > 0) is the same on both sides.
     const std::vector<Mat<F>> fast = pb.backward(rnn_backward<F>, h_ref),
                               ref = pb.backward(rnn_backward_naive<F>, h_ref);
-    for (int k = 0; k < 7; ++k) CHECK_EMPTY(compare(grad_names[k], fast[k], ref[k], pb.init[k], rtol));
+    for (int k = 0; k < kGrads; ++k) CHECK_EMPTY(compare(grad_names[k], fast[k], ref[k], pb.init[k], rtol));
 
     set_num_threads(3);
     CHECK(same_bits(pb.forward(rnn_forward<F>), h_fast));
     const std::vector<Mat<F>> fast3 = pb.backward(rnn_backward<F>, h_ref);
-    for (int k = 0; k < 7; ++k) CHECK_MSG(same_bits(fast3[k], fast[k]), grad_names[k]);
+    for (int k = 0; k < kGrads; ++k) CHECK_MSG(same_bits(fast3[k], fast[k]), grad_names[k]);
 }
 
 // Problems big enough for the kernels to split across threads give the same bits on 1, 2 and 3.
 template <typename F>
 void test_thread_independence() {
-    const Dims shapes[] = {{20, 40, 64, 100}, {12, 64, 50, 150}};
+    const Dims shapes[] = {{20, 40, 64, 100}, {12, 64, 50, 150}, {90, 50, 20, 40}};
     std::uint64_t seed = 100;
     for (const Dims& d : shapes)
         for (int bits = 0; bits < 256; bits += 37) {
@@ -228,36 +234,47 @@ void test_thread_independence() {
                 set_num_threads(n);
                 CHECK(same_bits(pb.forward(rnn_forward<F>), h1));
                 const std::vector<Mat<F>> gn = pb.backward(rnn_backward<F>, h1);
-                for (int k = 0; k < 7; ++k) CHECK_MSG(same_bits(gn[k], g1[k]), grad_names[k]);
+                for (int k = 0; k < kGrads; ++k) CHECK_MSG(same_bits(gn[k], g1[k]), grad_names[k]);
             }
         }
 }
 
 // One instruction set's time loops over the whole batch against the naive reference: h, and the
-// backward's dz and dh0.
+// backward's dh0 (which every step's dz flows into).
 template <typename F>
 void test_recurrent(const RecurrentKernels<F>& k, const Case& c, std::uint64_t seed, double rtol) {
     const Problem<F> pb(c, seed);
     const Dims& d = c.d;
+    // The kernels' order: by length, longest first.
+    std::vector<i64> rows(d.B), steps(d.B, d.T);
+    for (i64 b = 0; b < d.B; ++b) rows[b] = b;
+    if (pb.lens()) {
+        std::stable_sort(rows.begin(), rows.end(), [&](i64 a, i64 b) { return pb.lengths[a] > pb.lengths[b]; });
+        for (i64 j = 0; j < d.B; ++j) steps[j] = pb.lengths[rows[j]];
+    }
+    const BatchOrder order{rows.data(), steps.data()};
     std::vector<F> packed(packed_forward_size<F>(d.I, d.H), nan<F>);
     k.pack_forward(d.I, d.H, pb.W_ih.p(), pb.W_hh.p(), pb.bi(), pb.bh(), packed.data());
     Mat<F> h = pb.h_init;
-    k.forward_loop(c.act, c.reverse, d.T, d.B, d.I, d.H, pb.x.p(), pb.x.ld, d.B * pb.x.ld, pb.h0p(),
-                   packed.data(), h.p(), h.ld, d.B * h.ld);
+    k.forward_loop(c.act, c.reverse, d.T, order, 0, d.B, d.I, d.H, pb.x.p(), pb.x.ld, d.B * pb.x.ld,
+                   pb.h0p(), packed.data(), h.p(), h.ld, d.B * h.ld);
     const Mat<F> h_ref = pb.forward(rnn_forward_naive<F>);
     CHECK_EMPTY(compare("h", h, h_ref, pb.h_init, rtol));
 
     using P = Problem<F>;
     const std::vector<Mat<F>> ref = pb.backward(rnn_backward_naive<F>, h_ref);
-    std::vector<Mat<F>> g = pb.init;
+    Mat<F> dh0 = pb.init[P::DH0];
     packed.assign(packed_backward_size<F>(d.H), nan<F>);
     k.pack_backward(d.H, pb.W_hh.p(), packed.data());
-    const F* dhp = c.alias ? g[P::DZ].p() : pb.dh.p();
-    k.backward_loop(c.act, c.reverse, d.T, d.B, d.H, h_ref.p(), h_ref.ld, d.B * h_ref.ld, dhp, pb.dh.ld,
-                    d.B * pb.dh.ld, c.dh_n ? pb.dh_n.p() : nullptr, packed.data(), g[P::DZ].p(),
-                    g[P::DZ].ld, d.B * g[P::DZ].ld, g[P::DH0].p());
-    CHECK_EMPTY(compare("dz", g[P::DZ], ref[P::DZ], pb.init[P::DZ], rtol));
-    CHECK_EMPTY(compare("dh0", g[P::DH0], ref[P::DH0], pb.init[P::DH0], rtol));
+    // dz of every step in one [T, B, H] block, in two passes over halves of the steps.
+    std::vector<F> dz_all(std::max<i64>(d.T * d.B * d.H, 1), nan<F>);
+    std::vector<F*> dz(d.T);
+    for (i64 s = 0; s < d.T; ++s) dz[s] = dz_all.data() + s * d.B * d.H;
+    for (const auto& [lo, hi] : {std::pair<i64, i64>{d.T / 2, d.T}, {0, d.T / 2}})
+        k.backward_loop(c.act, c.reverse, d.T, order, 0, d.B, d.H, h_ref.p(), h_ref.ld, d.B * h_ref.ld,
+                        pb.dh.p(), pb.dh.ld, d.B * pb.dh.ld, c.dh_n ? pb.dh_n.p() : nullptr,
+                        packed.data(), dz.data(), lo, hi, dh0.p());
+    CHECK_EMPTY(compare("dh0", dh0, ref[P::DH0], pb.init[P::DH0], rtol));
 }
 
 // Every combination of the options, on shapes with T = 1, B = 1, B = 0, T = 0, and one whose
@@ -265,7 +282,7 @@ void test_recurrent(const RecurrentKernels<F>& k, const Case& c, std::uint64_t s
 template <typename F>
 void test_rnn(double rtol) {
     const Dims shapes[] = {{5, 3, 4, 6}, {7, 13, 19, 37}, {1, 3, 4, 6}, {5, 1, 4, 6}, {4, 0, 3, 5},
-                           {0, 3, 4, 6}};
+                           {0, 3, 4, 6}, {70, 64, 5, 9}};  // the last: three chunks of the backward
     std::uint64_t seed = 0;
     for (const Dims& d : shapes)
         for (int bits = 0; bits < 256; ++bits) {
@@ -516,21 +533,33 @@ void test_invalid_arguments() {
     const i64 I = ok.I, H = ok.H;
     // Every array is big enough for any of the strides below.
     std::vector<F> x(64, 0.5), h0(64, 0.5), W_ih(64, 0.1), W_hh(64, 0.1), b(64, 0.1), h(64), dh(64, 1.0),
-        dz(64), dx(64), dh0(64), dW_ih(64, 0.0), dW_hh(64, 0.0), db_ih(64, 0.0), db_hh(64, 0.0), work(1024);
+        dx(64), dh0(64), dW_ih(64, 0.0), dW_hh(64, 0.0), db_ih(64, 0.0), db_hh(64, 0.0), work(1024);
     auto fwd = [&](Dims d, i64 ldx, i64 ldh, const F* b_ih, const F* b_hh) {
         return [=, &x, &h0, &W_ih, &W_hh, &h, &work] {
             rnn_forward<F>(d, Activation::Tanh, false, x.data(), ldx, h0.data(), W_ih.data(),
-                           W_hh.data(), b_ih, b_hh, h.data(), ldh, work.data());
+                           W_hh.data(), b_ih, b_hh, h.data(), ldh, nullptr, work.data());
         };
     };
-    auto bwd = [&](Dims d, i64 ldh, i64 lddh, i64 lddz, i64 lddx, bool alias, F* dbi, F* dbh) {
-        return [=, &x, &h0, &W_ih, &W_hh, &h, &dh, &dz, &dx, &dh0, &dW_ih, &dW_hh, &work] {
-            F* dzp = alias ? dh.data() : dz.data();
+    auto bwd = [&](Dims d, i64 ldh, i64 lddh, i64 lddx, F* dbi, F* dbh, const i64* lengths = nullptr) {
+        return [=, &x, &h0, &W_ih, &W_hh, &h, &dh, &dx, &dh0, &dW_ih, &dW_hh, &work] {
             rnn_backward<F>(d, Activation::Tanh, false, x.data(), I, h0.data(), W_ih.data(), W_hh.data(),
-                            h.data(), ldh, dh.data(), lddh, nullptr, dzp, lddz, dx.data(), lddx, false,
-                            dh0.data(), dW_ih.data(), dW_hh.data(), dbi, dbh, work.data());
+                            h.data(), ldh, dh.data(), lddh, nullptr, dx.data(), lddx, false,
+                            dh0.data(), dW_ih.data(), dW_hh.data(), dbi, dbh, lengths, work.data());
         };
     };
+    auto fwd_lengths = [&](const i64* lengths) {
+        return [=, &x, &h0, &W_ih, &W_hh, &h, &work] {
+            rnn_forward<F>(ok, Activation::Tanh, false, x.data(), I, h0.data(), W_ih.data(),
+                           W_hh.data(), nullptr, nullptr, h.data(), H, lengths, work.data());
+        };
+    };
+    const i64 good[] = {2, 1}, zero[] = {0, 2}, long_[] = {2, 3}, negative[] = {-1, 2};
+    CHECK_EMPTY(throws_nothing(fwd_lengths(good)));
+    CHECK_EMPTY(throws_invalid(fwd_lengths(zero), "lengths[0] = 0"));
+    CHECK_EMPTY(throws_invalid(fwd_lengths(long_), "lengths[1] = 3"));
+    CHECK_EMPTY(throws_invalid(fwd_lengths(negative), "lengths[0] = -1"));
+    CHECK_EMPTY(throws_nothing(bwd(ok, H, H, I, nullptr, nullptr, good)));
+    CHECK_EMPTY(throws_invalid(bwd(ok, H, H, I, nullptr, nullptr, long_), "lengths[1] = 3"));
     CHECK_EMPTY(throws_nothing(fwd(ok, I, H, b.data(), b.data())));
     CHECK_EMPTY(throws_invalid(fwd(ok, I, H - 1, nullptr, nullptr), "ldh"));
     CHECK_EMPTY(throws_invalid(fwd(ok, I - 1, H, nullptr, nullptr), "ldx"));
@@ -541,15 +570,12 @@ void test_invalid_arguments() {
     CHECK_EMPTY(throws_invalid(fwd(ok, I, H, b.data(), nullptr), "b_ih"));
     CHECK_EMPTY(throws_invalid(fwd(ok, I, H, nullptr, b.data()), "b_hh"));
 
-    CHECK_EMPTY(throws_nothing(bwd(ok, H, H, H, I, false, db_ih.data(), db_hh.data())));
-    CHECK_EMPTY(throws_nothing(bwd(ok, H, H, H, I, true, nullptr, nullptr)));
-    CHECK_EMPTY(throws_invalid(bwd(ok, H - 1, H, H, I, false, nullptr, nullptr), "ldh"));
-    CHECK_EMPTY(throws_invalid(bwd({2, 2, 3, 0}, H, H, H, I, false, nullptr, nullptr), "H=0"));
-    CHECK_EMPTY(throws_invalid(bwd(ok, H, H - 1, H, I, false, nullptr, nullptr), "lddh"));
-    CHECK_EMPTY(throws_invalid(bwd(ok, H, H, H - 1, I, false, nullptr, nullptr), "lddz"));
-    CHECK_EMPTY(throws_invalid(bwd(ok, H, H, H, I - 1, false, nullptr, nullptr), "lddx"));
-    CHECK_EMPTY(throws_invalid(bwd(ok, H, H, H + 1, I, true, nullptr, nullptr), "alias"));
-    CHECK_EMPTY(throws_invalid(bwd(ok, H, H, H, I, false, db_ih.data(), nullptr), "db_ih"));
+    CHECK_EMPTY(throws_nothing(bwd(ok, H, H, I, db_ih.data(), db_hh.data())));
+    CHECK_EMPTY(throws_invalid(bwd(ok, H - 1, H, I, nullptr, nullptr), "ldh"));
+    CHECK_EMPTY(throws_invalid(bwd({2, 2, 3, 0}, H, H, I, nullptr, nullptr), "H=0"));
+    CHECK_EMPTY(throws_invalid(bwd(ok, H, H - 1, I, nullptr, nullptr), "lddh"));
+    CHECK_EMPTY(throws_invalid(bwd(ok, H, H, I - 1, nullptr, nullptr), "lddx"));
+    CHECK_EMPTY(throws_invalid(bwd(ok, H, H, I, db_ih.data(), nullptr), "db_ih"));
 }
 
 }  // namespace

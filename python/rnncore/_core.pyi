@@ -21,9 +21,11 @@ def forward(
     out: _Array,
     reverse: bool,
     nonlinearity: str,
+    lengths: NDArray[np.int64] | None = None,
 ) -> None:
     """One layer, one direction: out[t] = act(x[t] w_ih^T + b_ih + b_hh + out[t -+ 1] w_hh^T).
-    x (T,B,I); h0 (B,H) or None; out (T,B,H), may be a column slice of a wider array."""
+    x (T,B,I); h0 (B,H) or None; out (T,B,H), may be a column slice of a wider array;
+    lengths (B,) int64 with 1 <= lengths[b] <= T, or None (all T): padded steps give zeros."""
 
 def backward(
     x: _Array,
@@ -33,7 +35,6 @@ def backward(
     h: _Array,
     dh: _Array,
     dh_n: _Array | None,
-    dz: _Array,
     dx: _Array,
     accumulate_dx: bool,
     dh0: _Array,
@@ -43,8 +44,9 @@ def backward(
     db_hh: _Array | None,
     reverse: bool,
     nonlinearity: str,
+    lengths: NDArray[np.int64] | None = None,
 ) -> None:
-    """BPTT through one forward call. Writes dz (may be dh itself), dx (or adds to it when
+    """BPTT through one forward call (same lengths). Reads dh; writes dx (or adds to it when
     accumulate_dx) and dh0; adds to dw_ih, dw_hh, db_ih, db_hh."""
 
 class StepPlan:

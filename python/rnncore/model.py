@@ -134,12 +134,17 @@ class RNNModel:
 
     # ---- forward and backward -----------------------------------------------------------------
 
-    def __call__(self, x, h0=None) -> np.ndarray:
-        return self.forward(x, h0)
+    def __call__(self, x, h0=None, lengths=None) -> np.ndarray:
+        return self.forward(x, h0, lengths)
 
-    def forward(self, x, h0=None) -> np.ndarray:
-        """Per-step outputs y for x (see the class docstring); sets ``model.h_n``."""
-        output, self.h_n = self.rnn(x, h0)
+    def forward(self, x, h0=None, lengths=None) -> np.ndarray:
+        """Per-step outputs y for x (see the class docstring); sets ``model.h_n``.
+
+        lengths: (B,) steps of each sequence of a padded batch, as `RNN.forward` takes them. The
+        RNN's states are zero at padded steps, so y there is the head applied to a zero state
+        (as an ``nn.Linear`` after ``pad_packed_sequence`` gives); mask those steps out of the
+        loss (``rnncore.length_mask``)."""
+        output, self.h_n = self.rnn(x, h0, lengths)
         if self.batch_first and output.ndim == 3:
             output = output.swapaxes(0, 1)  # back to the RNN's contiguous (T, B, D*H)
         rows = self.head.forward(output.reshape(-1, output.shape[-1]))  # (T*B, O)

@@ -19,6 +19,7 @@ from numpy.typing import ArrayLike, DTypeLike
 
 from . import _core
 from ._checks import as_real_array, c_aligned, check_bool, check_float_dtype, check_positive_int
+from .lengths import check_lengths
 
 _NONLINEARITIES = ("tanh", "relu")
 
@@ -41,6 +42,7 @@ class _LayerRecord(NamedTuple):
 class _ForwardRecord(NamedTuple):
     layers: list  # [_LayerRecord] for layers 0..L-1
     h0: np.ndarray | None  # (L*D, B, H) or None (zeros)
+    lengths: np.ndarray | None  # (B,) int64 steps of each sequence, or None (all T)
     input_shape: tuple  # x's shape as the caller gave it
     output_shape: tuple
     h_n_shape: tuple
@@ -50,10 +52,11 @@ class _ForwardRecord(NamedTuple):
 class RNN:
     """Elman RNN with the semantics, parameter names and shapes of ``torch.nn.RNN``.
 
-    ``output, h_n = rnn(x, h0=None)`` with x of shape (T, B, I), (B, T, I) when ``batch_first``,
-    or (T, I) unbatched; ``grad_x, grad_h0 = rnn.backward(grad_output, grad_h_n=None)`` runs
-    backpropagation through time for the latest forward and accumulates parameter gradients in
-    ``rnn.grads``.
+    ``output, h_n = rnn(x, h0=None, lengths=None)`` with x of shape (T, B, I), (B, T, I) when
+    ``batch_first``, or (T, I) unbatched; ``grad_x, grad_h0 = rnn.backward(grad_output,
+    grad_h_n=None)`` runs backpropagation through time for the latest forward and accumulates
+    parameter gradients in ``rnn.grads``. ``lengths`` (B,) runs each sequence over its own first
+    lengths[b] steps, as torch's packed sequences do.
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
@@ -204,13 +207,20 @@ class RNN:
 
     # ---- forward ------------------------------------------------------------------------------
 
-    def __call__(self, x: ArrayLike,
-                 h0: ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray]:
-        return self.forward(x, h0)
+    def __call__(self, x: ArrayLike, h0: ArrayLike | None = None,
+                 lengths: ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray]:
+        return self.forward(x, h0, lengths)
 
-    def forward(self, x: ArrayLike,
-                h0: ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def forward(self, x: ArrayLike, h0: ArrayLike | None = None,
+                lengths: ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Run the RNN over a sequence. Returns ``(output, h_n)`` shaped as torch.nn.RNN's.
+
+        lengths: None, or (B,) integers in [1, T] for a batch of sequences of different lengths
+        padded to T steps. Sequence b then runs over its steps t < lengths[b] only, exactly as
+        torch's ``pack_padded_sequence(x, lengths, enforce_sorted=False)`` then
+        ``pad_packed_sequence(..., total_length=T)``: output is zero at padded steps, h_n holds
+        each sequence's last valid state, and the reverse direction starts at each sequence's own
+        last step. No sorting or packing is needed, and the work follows sum(lengths).
 
         output is read-only: the backward reads the states it holds."""
         L, D, H = self.num_layers, self.num_directions, self.hidden_size
@@ -237,6 +247,11 @@ class RNN:
         T, B = x.shape[0], x.shape[1]
         if T == 0:
             raise ValueError("Expected sequence length to be larger than 0 in RNN")
+        if lengths is not None:
+            if not batched:
+                raise ValueError("lengths: expected batched 3-D input (one length per sequence), "
+                                 f"got unbatched 2-D input of shape {input_shape}")
+            lengths = check_lengths(lengths, T, B)
         if h0 is not None and h0.shape != (L * D, B, H):
             want = (L * D, B, H) if batched else (L * D, H)
             got = h0.shape if batched else (h0.shape[0], h0.shape[2])
@@ -256,14 +271,17 @@ class RNN:
                 w_ih, w_hh, b_ih, b_hh = self._weights[k * D + d]
                 _core.forward(inputs, None if h0 is None else h0[k * D + d], w_ih, w_hh, b_ih, b_hh,
                               outputs if D == 1 else outputs[:, :, d * H:(d + 1) * H], d == 1,
-                              self.nonlinearity)
+                              self.nonlinearity, lengths)
             layers.append(_LayerRecord(inputs, outputs, mask))
             inputs = outputs
 
-        # The forward direction ends at t = T-1, the reverse one at t = 0.
+        # The forward direction ends at t = T-1 (t = lengths[b]-1), the reverse one at t = 0.
         h_n = np.empty((L * D, B, H), dtype=self.dtype)
         for k, rec in enumerate(layers):
-            h_n[k * D] = rec.outputs[T - 1, :, :H]
+            if lengths is None:
+                h_n[k * D] = rec.outputs[T - 1, :, :H]
+            else:
+                h_n[k * D] = rec.outputs[lengths - 1, np.arange(B), :H]
             if D == 2:
                 h_n[k * D + 1] = rec.outputs[0, :, H:]
         output = inputs.view()
@@ -272,7 +290,8 @@ class RNN:
         elif self.batch_first:
             output = output.swapaxes(0, 1)
         output.flags.writeable = False
-        self._record = _ForwardRecord(layers, h0, input_shape, output.shape, h_n.shape, batched)
+        self._record = _ForwardRecord(layers, h0, lengths, input_shape, output.shape, h_n.shape,
+                                      batched)
         return output, h_n
 
     def step(self, x: ArrayLike,
@@ -287,10 +306,15 @@ class RNN:
         L, H, dtype, plan = self.num_layers, self.hidden_size, self.dtype, self._step_plan
         if (plan is not None and type(x) is np.ndarray and x.dtype == dtype and x.ndim == 2
                 and (h is None or (type(h) is np.ndarray and h.dtype == dtype and h.ndim == 3))):
-            # The streaming fast path: the plan checks shapes and layouts itself.
+            # The streaming fast path: the plan checks shapes and layouts itself. What it refuses
+            # (a misaligned or strided array, a wrong shape) goes the general way below, which
+            # copies layouts and names shape errors.
             h_new = np.empty((L, x.shape[0], H), dtype=dtype)
-            plan(x, h, h_new)
-            return h_new[L - 1], h_new
+            try:
+                plan(x, h, h_new)
+                return h_new[L - 1], h_new
+            except ValueError:
+                pass
         if self.bidirectional:
             raise ValueError("step() needs a unidirectional RNN: the reverse direction of a "
                              "bidirectional one starts from the end of the sequence")
@@ -336,6 +360,8 @@ class RNN:
         grad_output is shaped like that forward's output, grad_h_n like its h_n (None: zero).
         Adds the parameter gradients to ``grads`` and returns ``(grad_x, grad_h0)`` shaped like x
         and h0 (grad_h0 also when h0 was omitted: the gradient w.r.t. the zero initial state).
+        After a forward with lengths, grad_output at padded steps is ignored and grad_x there is
+        zero.
         """
         rec = self._record
         if rec is None:
@@ -346,13 +372,13 @@ class RNN:
         dh_n = None
         if grad_h_n is not None:
             dh_n = self._gradient_like(grad_h_n, rec.h_n_shape, "grad_h_n")
-        # Time-major, C-contiguous copies that the kernel may overwrite (it stores dz in dy).
+        # Time-major and C-contiguous (the kernel only reads them).
         if not rec.batched:
             dy = dy[:, None, :]
             dh_n = None if dh_n is None else dh_n[:, None, :]
         elif self.batch_first:
             dy = dy.swapaxes(0, 1)
-        dy = np.array(dy, dtype=self.dtype, order="C")
+        dy = c_aligned(dy)
         dh_n = None if dh_n is None else c_aligned(dh_n)
         T, B = dy.shape[0], dy.shape[1]
         grad_h0 = np.empty((L * D, B, H), dtype=self.dtype)
@@ -365,10 +391,10 @@ class RNN:
                 w_ih, w_hh, _, _ = self._weights[i]
                 dw_ih, dw_hh, db_ih, db_hh = self._grad_arrays[i]
                 h = layer.outputs if D == 1 else layer.outputs[:, :, d * H:(d + 1) * H]
-                dh = dy if D == 1 else dy[:, :, d * H:(d + 1) * H]  # dz overwrites it
+                dh = dy if D == 1 else dy[:, :, d * H:(d + 1) * H]
                 _core.backward(layer.inputs, None if rec.h0 is None else rec.h0[i], w_ih, w_hh, h,
-                               dh, None if dh_n is None else dh_n[i], dh, dx, d > 0, grad_h0[i],
-                               dw_ih, dw_hh, db_ih, db_hh, d == 1, self.nonlinearity)
+                               dh, None if dh_n is None else dh_n[i], dx, d > 0, grad_h0[i],
+                               dw_ih, dw_hh, db_ih, db_hh, d == 1, self.nonlinearity, rec.lengths)
             if layer.dropout_mask is not None:  # inputs = previous outputs * mask
                 dx *= layer.dropout_mask
             dy = dx
