@@ -204,17 +204,47 @@ class StepPlan {
         H_ = layers_[0].w_hh.shape(0);
         I_ = layers_[0].w_ih.shape(1);
         float32_ = is_float32(layers_[0].w_ih);
+        dtype_ = float32_ ? py::dtype::of<float>() : py::dtype::of<double>();
         for (size_t k = 0; k < layers_.size(); ++k)
             float32_ ? check<float>(k) : check<double>(k);
         cache_pointers();
     }
 
-    // x (B, I); h (L, B, H) or None (zero state); out (L, B, H), written with the new states.
-    void operator()(const py::array& x, const std::optional<py::array>& h, const py::array& out) const {
-        float32_ ? run<float>(x, h, out) : run<double>(x, h, out);
+    // x (B, I); h (L, B, H) or None (zero state). Returns a new (L, B, H) array of the new states.
+    py::array operator()(py::handle x, py::handle h) const {
+        // The streaming path: a step at B=1, H=64 computes for a fraction of a microsecond, so
+        // the checks look straight at the numpy objects and the GIL stays held (releasing and
+        // retaking it costs more than the step). Anything unusual takes the full checks.
+        const std::int64_t L = static_cast<std::int64_t>(layers_.size());
+        if (plain(x, 2, {-1, I_})) {
+            const std::int64_t B = py::detail::array_proxy(x.ptr())->dimensions[0];
+            if (h.is_none() || plain(h, 3, {L, B, H_})) {
+                py::array out(dtype_, std::vector<py::ssize_t>{L, B, H_});
+                const void* hp = h.is_none() ? nullptr : py::detail::array_proxy(h.ptr())->data;
+                if (B * H_ * (I_ + H_) * L <= kHoldGil)
+                    float32_ ? steps<float>(B, py::detail::array_proxy(x.ptr())->data, hp, out.mutable_data())
+                             : steps<double>(B, py::detail::array_proxy(x.ptr())->data, hp, out.mutable_data());
+                else {
+                    void* op = out.mutable_data();
+                    const void* xp = py::detail::array_proxy(x.ptr())->data;
+                    py::gil_scoped_release release;
+                    float32_ ? steps<float>(B, xp, hp, op) : steps<double>(B, xp, hp, op);
+                }
+                return out;
+            }
+        }
+        const auto xa = py::cast<py::array>(x);
+        const std::optional<py::array> ha = h.is_none() ? std::nullopt : std::optional<py::array>(py::cast<py::array>(h));
+        REQUIRE(xa.ndim() == 2, "x: expected a 2-D array (B, I), got shape " + shape_str(xa));
+        py::array out(dtype_, std::vector<py::ssize_t>{L, xa.shape(0), H_});
+        float32_ ? run<float>(xa, ha, out) : run<double>(xa, ha, out);
+        return out;
     }
 
   private:
+    // Multiply-adds of a step below which the GIL is kept (about 10 us of work).
+    static constexpr std::int64_t kHoldGil = 200'000;
+
     struct Layer {
         py::array w_ih, w_hh;
         py::object b_ih, b_hh;  // arrays or None
@@ -246,6 +276,35 @@ class StepPlan {
         }
     }
 
+    // `o` is an ndarray of this plan's dtype (the same descriptor object), C-contiguous and
+    // aligned, of the given shape (-1: any extent).
+    bool plain(py::handle o, int ndim, std::initializer_list<std::int64_t> shape) const {
+        if (!py::isinstance<py::array>(o)) return false;
+        const auto* a = py::detail::array_proxy(o.ptr());
+        constexpr int flags = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ | py::detail::npy_api::NPY_ARRAY_ALIGNED_;
+        if (a->descr != dtype_.ptr() || a->nd != ndim || (a->flags & flags) != flags) return false;
+        int i = 0;
+        for (std::int64_t n : shape)
+            if (n >= 0 && a->dimensions[i++] != n) return false;
+            else if (n < 0) ++i;
+        return true;
+    }
+
+    // Every layer's step; x [B, I], h [L, B, H] or nullptr, out [L, B, H], all contiguous.
+    template <typename F>
+    void steps(std::int64_t B, const void* xv, const void* hv, void* outv) const {
+        const F* x = static_cast<const F*>(xv);
+        const F* h = static_cast<const F*>(hv);
+        F* out = static_cast<F*>(outv);
+        for (size_t k = 0; k < layers_.size(); ++k) {
+            const auto w = [&](int i) { return static_cast<const F*>(layers_[k].ptr[i]); };
+            const std::int64_t in = k == 0 ? I_ : H_;
+            rnncore::rnn_step<F>(Dims{1, B, in, H_}, act_, k == 0 ? x : out + (k - 1) * B * H_, in,
+                                 h ? h + k * B * H_ : nullptr, H_, w(0), w(1), w(2), w(3),
+                                 out + k * B * H_, H_);
+        }
+    }
+
     template <typename F>
     void run(const py::array& x, const std::optional<py::array>& h, const py::array& out) const {
         const auto L = static_cast<std::int64_t>(layers_.size());
@@ -266,6 +325,7 @@ class StepPlan {
     }
 
     Activation act_;
+    py::dtype dtype_;
     std::vector<Layer> layers_;
     std::int64_t I_ = 0, H_ = 0;
     bool float32_ = true;
@@ -363,8 +423,8 @@ PYBIND11_MODULE(_core, m) {
                          "Validated weights of a unidirectional RNN for one-step streaming.")
         .def(py::init<const py::list&, const std::string&>(), py::arg("layers"), py::arg("nonlinearity"),
              "layers: [(w_ih, w_hh, b_ih or None, b_hh or None)] per layer, bottom first.")
-        .def("__call__", &StepPlan::operator(), py::arg("x").noconvert(), py::arg("h").noconvert().none(true),
-             py::arg("out").noconvert(), "x (B,I), h (L,B,H) or None -> out (L,B,H): every layer's new state.");
+        .def("__call__", &StepPlan::operator(), py::arg("x"), py::arg("h").none(true),
+             "x (B,I), h (L,B,H) or None -> a new (L,B,H) array: every layer's new state.");
     m.def("set_num_threads", &rnncore::set_num_threads, py::arg("n").noconvert(),
           "Threads for rnncore's kernels (the caller counts as one).");
     m.def("get_num_threads", &rnncore::get_num_threads);

@@ -298,12 +298,38 @@ void backward_loop(Activation act, bool reverse, std::int64_t T, const BatchOrde
     }
 }
 
-// sum over lanes of v
+// Pairwise sums of neighbouring lanes of a and b, interleaved as x86's hadd:
+// float [a0+a1, a2+a3, b0+b1, b2+b3, a4+a5, a6+a7, b4+b5, b6+b7]; double [a0+a1, b0+b1, a2+a3, b2+b3].
+inline Vec<float> hadd(Vec<float> a, Vec<float> b) {
+    typedef int Mask __attribute__((vector_size(32)));
+    return __builtin_shuffle(a, b, Mask{0, 2, 8, 10, 4, 6, 12, 14}) +
+           __builtin_shuffle(a, b, Mask{1, 3, 9, 11, 5, 7, 13, 15});
+}
+inline Vec<double> hadd(Vec<double> a, Vec<double> b) {
+    typedef long long Mask __attribute__((vector_size(32)));
+    return __builtin_shuffle(a, b, Mask{0, 4, 2, 6}) + __builtin_shuffle(a, b, Mask{1, 5, 3, 7});
+}
+
+// The lane sums of 8 vectors: out[g] = sum over lanes of v[g], by a transposing tree of hadds.
+inline void lane_sums(const Vec<float> (&v)[8], float* out) {
+    typedef int Mask __attribute__((vector_size(32)));
+    const Vec<float> q0 = hadd(hadd(v[0], v[1]), hadd(v[2], v[3]));  // [v0..v3 lanes 0-3, v0..v3 lanes 4-7]
+    const Vec<float> q1 = hadd(hadd(v[4], v[5]), hadd(v[6], v[7]));
+    store(out, __builtin_shuffle(q0, q1, Mask{0, 1, 2, 3, 8, 9, 10, 11}) +
+                   __builtin_shuffle(q0, q1, Mask{4, 5, 6, 7, 12, 13, 14, 15}));
+}
+inline void lane_sums(const Vec<double> (&v)[8], double* out) {
+    typedef long long Mask __attribute__((vector_size(32)));
+    for (int half = 0; half < 2; ++half) {
+        const Vec<double> a = hadd(v[4 * half], v[4 * half + 1]), b = hadd(v[4 * half + 2], v[4 * half + 3]);
+        store(out + 4 * half, __builtin_shuffle(a, b, Mask{0, 1, 4, 5}) + __builtin_shuffle(a, b, Mask{2, 3, 6, 7}));
+    }
+}
 template <typename F>
-inline F lane_sum(Vec<F> v) {
+inline void lane_sums(const Vec<F> (&v)[1], F* out) {
     F s = 0;
-    for (int i = 0; i < kLanes<F>; ++i) s += v[i];
-    return s;
+    for (int i = 0; i < kLanes<F>; ++i) s += v[0][i];
+    out[0] = s;
 }
 
 // acc[g] += W[g, 0:K] . a[0:K] (lane-wise partial sums) for G rows of W (row stride K); the
@@ -328,11 +354,10 @@ inline void step_outputs(std::int64_t n0, std::int64_t I, std::int64_t H, const 
     F tail[G] = {};
     dot_rows<F, G>(I, x, W_ih + n0 * I, acc, tail);
     if (h) dot_rows<F, G>(H, h, W_hh + n0 * H, acc, tail);
-    for (int g = 0; g < G; ++g) {
-        F sum = b_ih ? b_ih[n0 + g] + b_hh[n0 + g] : F(0);
-        for (int i = 0; i < kLanes<F>; ++i) sum += acc[g][i];
-        out[n0 + g] = sum + tail[g];
-    }
+    F sums[G];
+    lane_sums(acc, sums);
+    for (int g = 0; g < G; ++g)
+        out[n0 + g] = (b_ih ? b_ih[n0 + g] + b_hh[n0 + g] : F(0)) + sums[g] + tail[g];
 }
 
 template <typename F>

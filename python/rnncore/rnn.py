@@ -303,18 +303,18 @@ class RNN:
         all layers' new states, to feed back as h. Equal to `forward` over the same steps to
         float rounding. Inference only: no dropout, no backward.
         """
-        L, H, dtype, plan = self.num_layers, self.hidden_size, self.dtype, self._step_plan
-        if (plan is not None and type(x) is np.ndarray and x.dtype == dtype and x.ndim == 2
-                and (h is None or (type(h) is np.ndarray and h.dtype == dtype and h.ndim == 3))):
-            # The streaming fast path: the plan checks shapes and layouts itself. What it refuses
-            # (a misaligned or strided array, a wrong shape) goes the general way below, which
-            # copies layouts and names shape errors.
-            h_new = np.empty((L, x.shape[0], H), dtype=dtype)
+        plan = self._step_plan
+        if plan is not None:
+            # The streaming fast path: the plan checks dtypes, shapes and layouts itself. What it
+            # refuses (a list, an unbatched or misaligned array, a wrong shape) goes the general
+            # way below, which converts what it can and names what it cannot.
             try:
-                plan(x, h, h_new)
-                return h_new[L - 1], h_new
-            except ValueError:
+                h_new = plan(x, h)
+            except (ValueError, TypeError):
                 pass
+            else:
+                return h_new[self.num_layers - 1], h_new
+        L, H, dtype = self.num_layers, self.hidden_size, self.dtype
         if self.bidirectional:
             raise ValueError("step() needs a unidirectional RNN: the reverse direction of a "
                              "bidirectional one starts from the end of the sequence")
@@ -335,8 +335,7 @@ class RNN:
                 h = h[:, None]
         if self._step_plan is None:  # validates the weights once; they are used live
             self._step_plan = _core.StepPlan(self._weights, self.nonlinearity)
-        h_new = np.empty((L, B, H), dtype=dtype)
-        self._step_plan(c_aligned(x), None if h is None else c_aligned(h), h_new)
+        h_new = self._step_plan(c_aligned(x), None if h is None else c_aligned(h))
         if not batched:
             return h_new[L - 1, 0], h_new[:, 0]
         return h_new[L - 1], h_new
