@@ -19,6 +19,8 @@ from importlib.metadata import PackageNotFoundError, version
 import scipy_openblas32  # noqa: F401
 
 from . import _core, losses, optim
+from . import onnx  # rnncore.onnx.export; kept out of __all__, where it would shadow onnx
+from .lengths import length_mask
 from .model import RNNModel
 from .rnn import RNN
 from .sampling import one_hot, sample
@@ -31,4 +33,4 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0+unknown"
 
 __all__ = ["RNN", "RNNModel", "losses", "optim", "fit", "clip_grad_norm", "sample", "one_hot",
-           "get_num_threads", "set_num_threads", "__version__"]
+           "get_num_threads", "set_num_threads", "length_mask", "__version__"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -15,7 +16,7 @@ from ._numpy_loop import NumpyLoopRNN
 from .rnn import RNN
 
 # T steps, B batch, I input, H hidden (one layer unless said).
-SHAPES = {
+SHAPES: dict[str, dict[str, Any]] = {
     "S1": dict(T=100, B=1, I=32, H=32),
     "S2": dict(T=100, B=32, I=64, H=128),
     "S3": dict(T=100, B=64, I=256, H=256),

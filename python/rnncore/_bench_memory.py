@@ -69,7 +69,10 @@ def minimum_extra_mb(case, dtype) -> dict:
 
 def _status_bytes(field: str) -> int:
     with open("/proc/self/status") as f:
-        return int(re.search(rf"^{field}:\s+(\d+) kB", f.read(), re.M).group(1)) * 1024
+        match = re.search(rf"^{field}:\s+(\d+) kB", f.read(), re.M)
+    if match is None:
+        raise RuntimeError(f"/proc/self/status has no {field} line")
+    return int(match.group(1)) * 1024
 
 
 def _reset_peak() -> None:

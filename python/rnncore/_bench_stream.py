@@ -96,7 +96,7 @@ def bench_hidden_size(H: int, steps: int, block: int, with_torch: bool) -> list:
     inputs = {name: split_steps(xs, name) for name in runners}
     with limited_threads(1):
         check_stream_agreement(runners, inputs)
-        times = {name: [] for name in runners}
+        times: dict[str, list[float]] = {name: [] for name in runners}
         for _ in range(max(1, steps // block)):
             for name, (run, _) in runners.items():
                 t0 = time.perf_counter()

@@ -27,9 +27,9 @@ def check_positive_int(value, name: str) -> int:
 def check_float_dtype(dtype) -> np.dtype:
     try:
         dt = np.dtype(dtype)
-    except TypeError:
+    except (TypeError, ValueError, SyntaxError):  # no dtype at all: 'x', [1], ',', ...
         dt = None
-    if dt not in FLOAT_DTYPES:
+    if dt is None or dt not in FLOAT_DTYPES:  # (dtype('float64') == None holds in numpy)
         raise TypeError(f"dtype should be float32 or float64, got: {dtype!r}")
     return dt
 
@@ -53,4 +53,4 @@ def as_real_array(value, dtype: np.dtype, name: str) -> np.ndarray:
 def c_aligned(arr: np.ndarray) -> np.ndarray:
     """`arr` itself if C-contiguous and aligned (what the kernels take), else such a copy."""
     flags = arr.flags
-    return arr if flags.c_contiguous and flags.aligned else np.require(arr, requirements="CA")
+    return arr if flags.c_contiguous and flags.aligned else np.require(arr, requirements=["C", "A"])

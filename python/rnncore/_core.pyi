@@ -58,8 +58,10 @@ class StepPlan:
         nonlinearity: str,
     ) -> None:
         """layers: [(w_ih, w_hh, b_ih or None, b_hh or None)] per layer, bottom first."""
-    def __call__(self, x: _Array, h: _Array | None) -> _Array:
-        """x (B,I), h (L,B,H) or None -> a new (L,B,H) array: every layer's new state."""
+    def __call__(self, x: object, h: object) -> _Array:
+        """x (B,I), h (L,B,H) or None -> a new (L,B,H) array: every layer's new state.
+        Takes any object, as the binding does: what is not such an array raises ValueError, and
+        RNN.step then converts it the slow way."""
 
 def set_num_threads(n: int) -> None:
     """Threads for rnncore's kernels (the caller counts as one)."""

@@ -11,11 +11,13 @@ indices have no parameters).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
+_Elementwise = Callable[[np.ndarray], np.ndarray]
 # activation name -> (function, derivative written in terms of the activation's output a)
-ACTIVATIONS = {
+ACTIVATIONS: dict[str, tuple[_Elementwise, _Elementwise]] = {
     "relu": (lambda z: np.maximum(z, 0), lambda a: a > 0),
     "tanh": (np.tanh, lambda a: 1 - a * a),
     "sigmoid": (lambda z: 0.5 * (1 + np.tanh(0.5 * z)), lambda a: a * (1 - a)),

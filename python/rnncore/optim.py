@@ -18,10 +18,11 @@ __all__ = ["SGD", "Adam"]
 def _check_hyper(value, name: str, low: float = 0.0, high: float | None = None) -> float:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} should be a real number, got: {type(value).__name__}")
-    if not value >= low or (high is not None and not value < high):
+    number = float(value)  # NaN fails both comparisons
+    if not number >= low or (high is not None and not number < high):
         span = f"[{low}, {high})" if high is not None else f">= {low}"
         raise ValueError(f"Invalid {name} value: {value} (expected {span})")
-    return float(value)
+    return number
 
 
 class _Optimizer:

@@ -33,7 +33,7 @@ def save_model(model: RNNModel, path) -> None:
                                dir=os.path.dirname(os.path.abspath(path)))
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            np.savez(f, allow_pickle=False, **arrays)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
@@ -61,18 +61,40 @@ def load_model(path) -> RNNModel:
         raise ValueError(f"{path}: rnncore model format version {version} is not supported (this "
                          f"rnncore reads version {FORMAT_VERSION}); save the model again with a "
                          f"matching rnncore")
+    params = {k[len(PARAM_PREFIX):]: v for k, v in arrays.items() if k.startswith(PARAM_PREFIX)}
+    want, got = _parameter_count(config), sum(p.size for p in params.values())
+    if want is not None and want > got:  # refused before building: that would allocate `want`
+        raise ValueError(f"{path}: damaged rnncore model file: parameters do not fit its config "
+                         f"(it needs {want} parameter values, the file holds {got}: missing keys "
+                         f"or a size mismatch)")
     try:
         model = RNNModel(**config)
     except (TypeError, ValueError) as err:
         raise ValueError(f"{path}: damaged rnncore model file: its config {config} is not valid "
                          f"({err})") from None
-    params = {k[len(PARAM_PREFIX):]: v for k, v in arrays.items() if k.startswith(PARAM_PREFIX)}
     try:
         model.load_state_dict(params)
     except (TypeError, ValueError) as err:
         raise ValueError(f"{path}: damaged rnncore model file: parameters do not fit its config "
                          f"({err})") from None
     return model
+
+
+def _parameter_count(config: dict) -> int | None:
+    """How many parameter values RNNModel(**config) holds, without building it (a damaged config
+    can ask for terabytes); None if the sizes are not all positive ints (the constructor then
+    names the problem)."""
+    try:
+        I, H, O = config["input_size"], config["hidden_size"], config["output_size"]
+        L, head = config.get("num_layers", 1), [*config.get("head", ())]
+    except (KeyError, TypeError):
+        return None
+    if not all(type(n) is int and n > 0 for n in (I, H, O, L, *head)):
+        return None
+    D = 2 if config.get("bidirectional") is True else 1
+    rnn = D * (H * I + (L - 1) * H * D * H + L * (H * H + 2 * H))  # W_ih, W_hh, b_ih, b_hh
+    widths = [D * H, *head, O]
+    return rnn + sum(a * b + b for a, b in zip(widths, widths[1:]))  # weight, bias per Linear
 
 
 def _read_npz(path: str) -> dict[str, np.ndarray]:

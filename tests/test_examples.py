@@ -1,0 +1,49 @@
+"""Each script in examples/ runs to completion in a fresh interpreter and prints its result (or,
+without its optional package, says it skipped)."""
+
+import importlib.util
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+
+EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
+DIFFERENCE = r"max abs difference (\S+)\n"  # the parity examples' last number
+FLOAT32_PARITY = 1e-5  # two float32 computations of small models agree to a few ulp of O(1)
+
+
+def _installed(*modules):
+    return all(importlib.util.find_spec(m) is not None for m in modules)
+
+
+# script -> (a line it prints when it ran, what it prints when it skipped, whether it can run here)
+CASES = {
+    "forecasting.py": (r"test RMSE over \d+ steps: model [\d.]+, naive last value [\d.]+", None,
+                       True),
+    "char_lm.py": (r"loss \(nats/char\): [\d.]+ -> [\d.]+ after \d+ epochs", None, True),
+    "torch_round_trip.py": (r"torch -> rnncore after a torch training step .*: " + DIFFERENCE,
+                            "skipped: torch is not installed", _installed("torch")),
+    "onnx_export.py": (r"onnxruntime vs rnncore on 3 sequences .*: " + DIFFERENCE,
+                       "skipped: onnxruntime is not installed", _installed("onnx", "onnxruntime")),
+}
+
+
+def test_every_example_is_tested():
+    assert sorted(p.name for p in EXAMPLES.glob("*.py")) == sorted(CASES)
+
+
+@pytest.mark.parametrize("script", sorted(CASES))
+def test_example_runs(script):
+    ran, skipped, runnable = CASES[script]
+    result = subprocess.run([sys.executable, str(EXAMPLES / script)], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    if not runnable:
+        assert skipped in result.stdout
+        return
+    match = re.search(ran, result.stdout)
+    assert match, result.stdout
+    if match.groups():
+        assert float(match.group(1)) < FLOAT32_PARITY, result.stdout
