@@ -10,6 +10,11 @@ everything is computed in float64 whatever the input dtype.
 The reverse direction runs the same recurrence from t = T-1 down to t = 0. Layer k > 0 reads the
 concatenation [forward, reverse] of layer k-1's outputs. h_n[k*D + d] is the last state that
 direction reached.
+
+With lengths (B,), the semantics of torch's pack_padded_sequence -> nn.RNN -> pad_packed_sequence:
+sequence b is run on its own over its first lengths[b] steps (the reverse direction from
+lengths[b]-1 down to 0), outputs at padded steps are 0, gradients arriving there are ignored and
+grad_x there is 0.
 """
 
 import numpy as np
@@ -44,8 +49,9 @@ def _activation(a, nonlinearity):
 
 
 def _activation_grad(h, nonlinearity):
-    """d h / d a from the post-activation state h (nothing recomputed)."""
-    return 1.0 - h * h if nonlinearity == "tanh" else (h > 0).astype(h.dtype)
+    """d h / d a from the post-activation state h (nothing recomputed). relu: 0 where h <= 0, else
+    1, so a NaN state passes its gradient on, as in torch's threshold_backward."""
+    return 1.0 - h * h if nonlinearity == "tanh" else (~(h <= 0)).astype(h.dtype)
 
 
 def rnn_forward(x, h0, params, num_layers, nonlinearity, bidirectional):
@@ -120,12 +126,41 @@ def rnn_backward(grad_output, grad_h_n, cache):
     return grad_layer_output, grad_h0, grads
 
 
+def rnn_forward_backward_lengths(x, h0, params, grad_output, grad_h_n, lengths, num_layers,
+                                nonlinearity, bidirectional):
+    """The core pair with per-sequence lengths, time-major: x (T, B, I), h0 and grad_h_n
+    (L*D, B, H), grad_output (T, B, D*H), lengths (B,) in [1, T]. Each sequence b goes through
+    rnn_forward / rnn_backward alone, cut to its first lengths[b] steps; parameter gradients are
+    summed over the sequences. Returns output, h_n, grad_x, grad_h0, grads."""
+    x = np.asarray(x, dtype=np.float64)
+    grad_output = np.asarray(grad_output, dtype=np.float64)
+    T, B, _ = x.shape
+    output = np.zeros(grad_output.shape)  # padded steps stay 0
+    grad_x = np.zeros(x.shape)            # and get no gradient
+    h_n, grad_h0 = np.zeros(np.shape(h0)), np.zeros(np.shape(h0))
+    grads = {name: np.zeros(np.shape(p)) for name, p in params.items()}
+    for b, n in enumerate(lengths):
+        assert 1 <= n <= T, f"length {n} outside [1, {T}]"
+        rows = slice(b, b + 1)
+        out_b, h_n[:, rows], cache = rnn_forward(x[:n, rows], np.asarray(h0)[:, rows], params,
+                                                 num_layers, nonlinearity, bidirectional)
+        output[:n, rows] = out_b
+        grad_x[:n, rows], grad_h0[:, rows], grads_b = rnn_backward(
+            grad_output[:n, rows], np.asarray(grad_h_n)[:, rows], cache)
+        for name in grads:
+            grads[name] += grads_b[name]
+    return output, h_n, grad_x, grad_h0, grads
+
+
 def reference_rnn(x, h0, params, grad_output, grad_h_n, *, num_layers=1, nonlinearity="tanh",
-                  bidirectional=False, batch_first=False):
+                  bidirectional=False, batch_first=False, lengths=None):
     """The core pair in the user-facing layouts (batch_first, unbatched 2-D input; h0 and grad_h_n
-    may be None = zeros). Returns output, h_n, grad_x, grad_h0, grads, shaped like torch's."""
+    may be None = zeros). Returns output, h_n, grad_x, grad_h0, grads, shaped like torch's.
+    lengths (B,), batched input only: the variable-length semantics (see the module docstring)."""
     x = np.asarray(x, dtype=np.float64)
     unbatched = x.ndim == 2
+    if lengths is not None and unbatched:
+        raise ValueError("lengths needs batched input")
     H = params["weight_hh_l0"].shape[0]
     D = 2 if bidirectional else 1
     if unbatched:  # (T, I) -> (T, 1, I): batch_first does not matter for a single sequence
@@ -138,8 +173,13 @@ def reference_rnn(x, h0, params, grad_output, grad_h_n, *, num_layers=1, nonline
     h0 = np.zeros(h_shape) if h0 is None else np.reshape(h0, h_shape)
     grad_h_n = np.zeros(h_shape) if grad_h_n is None else np.reshape(grad_h_n, h_shape)
 
-    output, h_n, cache = rnn_forward(x, h0, params, num_layers, nonlinearity, bidirectional)
-    grad_x, grad_h0, grads = rnn_backward(grad_output, grad_h_n, cache)
+    if lengths is None:
+        output, h_n, cache = rnn_forward(x, h0, params, num_layers, nonlinearity, bidirectional)
+        grad_x, grad_h0, grads = rnn_backward(grad_output, grad_h_n, cache)
+    else:
+        output, h_n, grad_x, grad_h0, grads = rnn_forward_backward_lengths(
+            x, h0, params, grad_output, grad_h_n, lengths, num_layers, nonlinearity,
+            bidirectional)
     if unbatched:
         output, grad_x, h_n, grad_h0 = output[:, 0], grad_x[:, 0], h_n[:, 0], grad_h0[:, 0]
     elif batch_first:

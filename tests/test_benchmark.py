@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from rnncore import RNN, _bench_memory, _bench_plot, _bench_stream, benchmark
+from rnncore import RNN, _bench_lengths, _bench_memory, _bench_plot, _bench_stream, benchmark
 from rnncore.__main__ import main
 from rnncore._bench_cases import IMPLS, impl_names, make_problem, parse_case, torch_available
 
@@ -64,8 +64,9 @@ def test_table_and_json(tmp_path, capsys):
     assert [row[5] for row in rows][:2] == ["rnncore", "numpy"]
     assert all(row[12] == "-" for row in rows)  # memory not measured
     data = json.loads(path.read_text())
-    assert set(data) == {"dtype", "peak_gflops", "memory_min_mb", "results", "stream"}
+    assert set(data) == {"dtype", "peak_gflops", "memory_min_mb", "results", "stream", "lengths"}
     assert data["dtype"] == "float32" and data["peak_gflops"]["1"] > 0 and data["stream"] == []
+    assert data["lengths"] == []
     assert len(data["results"]) == len(rows)
     first = data["results"][0]
     assert first["impl"] == "rnncore" and "numpy_train" in first["ratios"]
@@ -172,17 +173,20 @@ def test_stream_against_torch_cell(with_step):
 
 
 def test_all_runs_every_shape_at_1_and_2_threads_and_the_stream(monkeypatch, capsys):
-    calls, streamed = [], []
+    calls, streamed, varied = [], [], []
     monkeypatch.setattr(benchmark, "sgemm_gflops", lambda: 1.0)
     monkeypatch.setattr(benchmark, "bench_case", lambda case, n, *a: calls.append((case.name, n))
                         or [])
     monkeypatch.setattr(_bench_stream, "bench_stream", lambda *a, **k: streamed.append(a) or [])
+    monkeypatch.setattr(_bench_lengths, "bench_lengths", lambda *a, **k: varied.append(a[0]) or [])
+    monkeypatch.setattr(_bench_lengths, "format_lengths", lambda results: "")
     assert main(["bench", "--all", "--no-memory"] + NUMPY_ONLY) == 0
     assert calls == [(name, n) for n in (1, 2) for name in benchmark.SHAPES]
     assert streamed == [(_bench_stream.HIDDEN_SIZES, _bench_stream.STEPS, _bench_stream.BLOCK)]
+    assert varied == [[1, 2]]  # --lengths, at both thread counts
     calls.clear()
     assert main(["bench", "--all", "--shapes", "S2", "--threads", "2", "--no-memory"]) == 0
-    assert calls == [("S2", 2)]  # explicit choices win over --all's
+    assert calls == [("S2", 2)] and varied[-1] == [2]  # explicit choices win over --all's
 
 
 def test_nothing_to_run():

@@ -6,8 +6,9 @@ worker threads of the one before go idle; the table reports medians, GFLOP/s fro
 training step 3x that) and the ratios torch/rnncore and numpy/rnncore of the same run.
 
 Also, in other modules: the peak extra memory of a training step (`--memory`, on by default;
-`_bench_memory`), single-step streaming latency (`--stream`; `_bench_stream`) and the plot
-(`--plot`; `_bench_plot`). The shapes and implementations are in `_bench_cases`.
+`_bench_memory`), single-step streaming latency (`--stream`; `_bench_stream`), a batch of
+variable-length sequences (`--lengths`; `_bench_lengths`) and the plot (`--plot`; `_bench_plot`).
+The shapes and implementations are in `_bench_cases`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from . import _bench_memory, _bench_plot, _bench_stream
+from . import _bench_lengths, _bench_memory, _bench_plot, _bench_stream
 from ._bench_cases import (IMPLS, SHAPES, Case, impl_names, limited_threads, make_problem,
                            parse_case, torch_available)
 
@@ -79,7 +80,7 @@ def time_calls(impls, what: str, min_reps: int, budget_s: float) -> dict:
     machine hits them alike; each block starts after a pause, so that the worker threads another
     implementation left spinning (OpenBLAS, OpenMP) have gone to sleep and take no core from it.
     """
-    times = {impl.name: [] for impl in impls}
+    times: dict[str, list[float]] = {impl.name: [] for impl in impls}
     block_budget = budget_s / ROUNDS
     for _ in range(ROUNDS):
         for impl in impls:
@@ -168,8 +169,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stream", action="store_true",
                         help="also time single steps from Python (rnn.step at B=1, "
                              f"H={'/'.join(map(str, _bench_stream.HIDDEN_SIZES))}, 1 thread)")
+    parser.add_argument("--lengths", action="store_true",
+                        help="also time a variable-length batch (B=64, lengths 10..200, T=200, "
+                             "I=H=256): lengths= against padded, rnncore and torch (packed)")
     parser.add_argument("--all", action="store_true",
-                        help="every named shape at 1 and 2 threads, plus --stream")
+                        help="every named shape at 1 and 2 threads, plus --stream and --lengths")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--plot", metavar="PATH",
                         help="also draw the results as bar charts (needs matplotlib: "
@@ -183,8 +187,9 @@ def run(args: argparse.Namespace) -> int:
     cases = [parse_case(s) for s in (default_shapes if args.shapes is None else args.shapes)]
     thread_counts = args.threads or ([1, 2] if args.all else [1])
     stream = args.stream or args.all
-    if not cases and not stream:
-        raise SystemExit("rnncore bench: nothing to run (no shapes and no --stream)")
+    lengths = args.lengths or args.all
+    if not cases and not stream and not lengths:
+        raise SystemExit("rnncore bench: nothing to run (no shapes, no --stream, no --lengths)")
     with_torch = not args.no_torch and torch_available()
     dtype = np.dtype(args.dtype)
     results, peaks = [], {}
@@ -209,11 +214,17 @@ def run(args: argparse.Namespace) -> int:
         s = _bench_stream
         streamed = s.bench_stream(s.HIDDEN_SIZES, s.STEPS, s.BLOCK, with_torch=with_torch)
         print("\n" + s.format_stream(streamed, s.STEPS))
+    varied = []
+    if lengths:
+        varied = _bench_lengths.bench_lengths(thread_counts, dtype, args.reps, args.budget,
+                                              with_torch, **_bench_lengths.CASE)
+        print("\n" + _bench_lengths.format_lengths(varied))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"dtype": dtype.name, "peak_gflops": peaks, "memory_min_mb": minimum,
                        "results": [asdict(r) for r in results],
-                       "stream": [asdict(r) for r in streamed]}, f, indent=1)
+                       "stream": [asdict(r) for r in streamed],
+                       "lengths": [asdict(r) for r in varied]}, f, indent=1)
         print(f"\nwrote {args.json}")
     if args.plot:
         _bench_plot.plot(args.plot, results, streamed, title=f"rnncore bench, {dtype.name}")

@@ -1,0 +1,191 @@
+"""`rnncore bench --lengths`: one batch of sequences of different lengths, run with ``lengths=``
+against the same padded batch run in full, in rnncore and in torch.
+
+B=64 sequences with lengths drawn uniformly from [10, 200] (seeded), zero-padded to T=200;
+I=H=256, one tanh layer. Four implementations on the same x and output gradient:
+
+- rnncore lengths: ``rnn(x, lengths=lengths)``, padded steps skipped;
+- rnncore padded: ``rnn(x)``, every step of every sequence;
+- torch packed: ``pack_padded_sequence(x, lengths, enforce_sorted=False)`` -> nn.RNN ->
+  ``pad_packed_sequence(total_length=T)``, the packing timed as a user pays it;
+- torch padded: ``nn.RNN(x)``.
+
+Forward, and training step (forward + backward with all gradients). Before timing, rnncore
+lengths is checked against torch packed (output, grad_x, grad of weight_hh) and rnncore padded
+against torch padded; without torch, rnncore lengths against rnncore padded on the valid steps.
+GFLOP/s count the valid steps only, 2*sum(lengths)*H*(I+H) per forward and 3x that per training
+step, so padded implementations show the work they waste as a lower rate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._bench_cases import limited_threads
+from .rnn import RNN
+
+CASE = dict(T=200, B=64, I=256, H=256, low=10, high=200, seed=0)
+
+
+@dataclass
+class LengthsResult:
+    case: str
+    impl: str
+    threads: int
+    dtype: str
+    forward_ms: float
+    train_ms: float
+    forward_gflops: float  # valid steps only
+    train_gflops: float
+    valid_fraction: float  # sum(lengths) / (B*T)
+
+
+def make_problem(T, B, I, H, low, high, seed, dtype):
+    """rnn, x (T, B, I) zero at padded steps, lengths (B,), grad_output (T, B, H) (nonzero at
+    padded steps too: the lengths implementations must ignore it)."""
+    rnn = RNN(I, H, dtype=dtype, seed=0)
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(low, high + 1, B)
+    x = rng.standard_normal((T, B, I)).astype(dtype)
+    x[np.arange(T)[:, None] >= lengths[None, :]] = 0
+    grad = rng.standard_normal((T, B, H)).astype(dtype)
+    return rnn, x, lengths, grad
+
+
+class RncoreLengths:
+    name = "rnncore lengths"
+
+    def __init__(self, rnn, x, lengths, grad):
+        self.rnn, self.x, self.lengths, self.grad = rnn, x, lengths, grad
+
+    def _call(self):
+        return self.rnn(self.x, lengths=self.lengths)
+
+    def forward(self):
+        return self._call()[0]
+
+    def train(self):
+        self.rnn.zero_grad()  # as torch's below: the two rnncore implementations share rnn
+        self._call()
+        grad_x, _ = self.rnn.backward(self.grad)
+        return grad_x, self.rnn.grads["weight_hh_l0"]
+
+
+class RncorePadded(RncoreLengths):
+    name = "rnncore padded"
+
+    def _call(self):
+        return self.rnn(self.x)
+
+
+class TorchPacked:
+    name = "torch packed"
+
+    def __init__(self, rnn, x, lengths, grad):
+        import torch
+        from torch.nn.utils import rnn as rnn_utils
+
+        self.torch, self.utils = torch, rnn_utils
+        self.module = torch.nn.RNN(rnn.input_size, rnn.hidden_size,
+                                   dtype=getattr(torch, rnn.dtype.name))
+        self.module.load_state_dict({k: torch.from_numpy(v) for k, v in rnn.state_dict().items()})
+        self.x = torch.from_numpy(x).requires_grad_()
+        self.lengths = torch.from_numpy(lengths)  # int64 on the CPU, as pack_padded_sequence wants
+        self.grad = torch.from_numpy(grad)
+        self.T = x.shape[0]
+
+    def _call(self):
+        packed = self.utils.pack_padded_sequence(self.x, self.lengths, enforce_sorted=False)
+        out, _ = self.module(packed)
+        return self.utils.pad_packed_sequence(out, total_length=self.T)[0]
+
+    def forward(self):
+        with self.torch.no_grad():
+            return self._call().numpy()
+
+    def train(self):
+        self.x.grad = None
+        self.module.zero_grad()
+        self._call().backward(self.grad)
+        return self.x.grad.numpy(), self.module.weight_hh_l0.grad.numpy()
+
+
+class TorchPadded(TorchPacked):
+    name = "torch padded"
+
+    def _call(self):
+        return self.module(self.x)[0]
+
+
+def check_agreement(impls: dict, lengths: np.ndarray, dtype) -> None:
+    """The pairs that compute the same thing must agree before anything is timed."""
+    rtol, atol = (2e-3, 2e-4) if np.dtype(dtype) == np.float32 else (1e-9, 1e-11)
+
+    def results(impl):
+        out = np.array(impl.forward())
+        grads = [np.array(g) for g in impl.train()]  # fresh gradients: one train() per impl
+        return [out, *grads]
+
+    got = {name: results(impl) for name, impl in impls.items()}
+    pairs = [("torch packed", "rnncore lengths"), ("torch padded", "rnncore padded")]
+    for other, ref in pairs:
+        if other in got:
+            for g, w, what in zip(got[other], got[ref], ("forward", "grad_x", "grad_w_hh")):
+                np.testing.assert_allclose(g, w, rtol=rtol, atol=atol * max(1.0, np.abs(w).max()),
+                                           err_msg=f"lengths: {other} {what} disagrees with {ref}")
+    # Torch or not: one forward direction gives the padded run's outputs on the valid steps, 0 after.
+    valid = np.arange(len(got["rnncore lengths"][0]))[:, None] < lengths[None, :]
+    np.testing.assert_allclose(got["rnncore lengths"][0][valid], got["rnncore padded"][0][valid],
+                               rtol=rtol, atol=atol,
+                               err_msg="lengths: rnncore lengths forward disagrees with rnncore "
+                                       "padded on the valid steps")
+    if np.any(got["rnncore lengths"][0][~valid] != 0):
+        raise AssertionError("lengths: rnncore lengths forward is not 0 at padded steps")
+
+
+def bench_lengths(thread_counts, dtype, min_reps: int, budget_s: float, with_torch: bool, *,
+                  T: int, B: int, I: int, H: int, low: int, high: int, seed: int) -> list:
+    """Check, then time each implementation at each thread count; the case is CASE's keys."""
+    from .benchmark import time_calls  # benchmark imports this module
+
+    rnn, x, lengths, grad = make_problem(T, B, I, H, low, high, seed, dtype)
+    classes = [RncoreLengths, RncorePadded] + ([TorchPacked, TorchPadded] if with_torch else [])
+    impls = {cls.name: cls(rnn, x, lengths, grad) for cls in classes}
+    label = f"T{T} B{B} I{I} H{H}, lengths uniform in [{low}, {high}] (seed {seed})"
+    valid = float(lengths.sum()) / (B * T)
+    flop = 2 * int(lengths.sum()) * H * (I + H)
+    results = []
+    for n in thread_counts:
+        with limited_threads(n):
+            check_agreement(impls, lengths, dtype)
+            fwd = time_calls(list(impls.values()), "forward", min_reps, budget_s)
+            train = time_calls(list(impls.values()), "train", min_reps, budget_s)
+        for name in impls:
+            results.append(LengthsResult(label, name, n, np.dtype(dtype).name, fwd[name] * 1e3,
+                                         train[name] * 1e3, flop / fwd[name] / 1e9,
+                                         3 * flop / train[name] / 1e9, valid))
+    return results
+
+
+def format_lengths(results: list) -> str:
+    valid = results[0].valid_fraction
+    head = f"{'impl':<16} {'thr':>3} {'fwd ms':>9} {'train ms':>9} {'fwd GF/s':>9} {'trn GF/s':>9}"
+    lines = [f"variable lengths: {results[0].case}, 1 layer tanh, {results[0].dtype}",
+             "medians; GF/s count the valid steps only", head, "-" * len(head)]
+    for n in dict.fromkeys(r.threads for r in results):
+        by = {r.impl: r for r in results if r.threads == n}
+        for r in by.values():
+            lines.append(f"{r.impl:<16} {r.threads:>3} {r.forward_ms:>9.3f} {r.train_ms:>9.3f} "
+                         f"{r.forward_gflops:>9.1f} {r.train_gflops:>9.1f}")
+        ours, padded = by["rnncore lengths"], by["rnncore padded"]
+        lines.append(f"  {n} thread(s): rnncore lengths / padded time: forward "
+                     f"{ours.forward_ms / padded.forward_ms:.2f}, train "
+                     f"{ours.train_ms / padded.train_ms:.2f}  (sum(lengths)/(B*T) = {valid:.2f})")
+        if "torch packed" in by:
+            packed = by["torch packed"]
+            lines.append(f"  {n} thread(s): torch packed / rnncore lengths time: forward "
+                         f"{packed.forward_ms / ours.forward_ms:.2f}x, train "
+                         f"{packed.train_ms / ours.train_ms:.2f}x")
+    return "\n".join(lines)

@@ -1,0 +1,81 @@
+"""`rnncore bench --lengths` on a tiny case (fast): the implementations, the agreement check
+catching a wrong one, the table and the JSON."""
+
+import json
+
+import numpy as np
+import pytest
+
+from rnncore import _bench_lengths
+from rnncore.__main__ import main
+from rnncore._bench_cases import torch_available
+
+TINY = dict(T=12, B=5, I=3, H=4, low=2, high=12, seed=0)
+
+
+def test_bench_lengths_results_and_table():
+    with_torch = torch_available()
+    results = _bench_lengths.bench_lengths([1], np.float32, 2, 0.01, with_torch, **TINY)
+    names = ["rnncore lengths", "rnncore padded"] + (["torch packed", "torch padded"]
+                                                     if with_torch else [])
+    assert [r.impl for r in results] == names
+    lengths = np.random.default_rng(0).integers(2, 13, 5)
+    for r in results:
+        assert r.case == "T12 B5 I3 H4, lengths uniform in [2, 12] (seed 0)"
+        assert r.threads == 1 and r.dtype == "float32" and r.forward_ms > 0 and r.train_ms > 0
+        assert r.valid_fraction == pytest.approx(lengths.sum() / (5 * 12))
+        flop = 2 * lengths.sum() * 4 * (3 + 4)  # the valid steps only
+        assert r.forward_gflops == pytest.approx(flop / r.forward_ms / 1e6)
+        assert r.train_gflops == pytest.approx(3 * flop / r.train_ms / 1e6)
+    text = _bench_lengths.format_lengths(results)
+    assert text.splitlines()[0].startswith("variable lengths: T12 B5 I3 H4")
+    assert "rnncore lengths / padded time: forward" in text
+    assert f"(sum(lengths)/(B*T) = {lengths.sum() / 60:.2f})" in text
+    assert ("torch packed / rnncore lengths time" in text) == with_torch
+
+
+def test_wrong_lengths_implementation_is_caught():
+    problem = _bench_lengths.make_problem(**TINY, dtype=np.float32)
+    lengths = problem[2]
+    honest = {cls.name: cls(*problem) for cls in (_bench_lengths.RncoreLengths,
+                                                  _bench_lengths.RncorePadded)}
+    _bench_lengths.check_agreement(honest, lengths, np.float32)
+
+    class PaddedInDisguise(_bench_lengths.RncorePadded):  # ignores the lengths
+        name = "rnncore lengths"
+
+    wrong = {**honest, "rnncore lengths": PaddedInDisguise(*problem)}
+    with pytest.raises(AssertionError, match="not 0 at padded steps"):
+        _bench_lengths.check_agreement(wrong, lengths, np.float32)
+
+
+def test_torch_packed_disagreeing_is_caught():
+    pytest.importorskip("torch")
+    problem = _bench_lengths.make_problem(**TINY, dtype=np.float32)
+    impls = {cls.name: cls(*problem) for cls in (_bench_lengths.RncoreLengths,
+                                                 _bench_lengths.RncorePadded,
+                                                 _bench_lengths.TorchPacked,
+                                                 _bench_lengths.TorchPadded)}
+    _bench_lengths.check_agreement(impls, problem[2], np.float32)
+
+    class WrongGradient(_bench_lengths.TorchPacked):
+        def train(self):
+            dx, dw_hh = super().train()
+            return dx * 1.05, dw_hh
+
+    impls["torch packed"] = WrongGradient(*problem)
+    with pytest.raises(AssertionError, match="torch packed grad_x disagrees with rnncore lengths"):
+        _bench_lengths.check_agreement(impls, problem[2], np.float32)
+
+
+def test_cli_flag_and_json(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(_bench_lengths, "CASE", TINY)
+    path = tmp_path / "bench.json"
+    argv = ["bench", "--shapes", "--lengths", "--budget", "0.01", "--reps", "2", "--no-memory",
+            "--no-torch", "--json", str(path)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "variable lengths: T12 B5 I3 H4" in out and "sgemm" not in out  # no shapes: no table
+    data = json.loads(path.read_text())
+    assert [r["impl"] for r in data["lengths"]] == ["rnncore lengths", "rnncore padded"]
+    assert data["results"] == [] and data["lengths"][0]["valid_fraction"] > 0
