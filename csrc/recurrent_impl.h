@@ -5,7 +5,8 @@
 // GEMM blocking: C[rows, H] = A[rows, K] @ Wp[K, H] where Wp is packed in panels of NR columns,
 // each panel K rows of NR contiguous values (zero-padded past H). A micro-tile computes ROWS <= MR
 // rows by one panel, NR/2-wide vectors, 2*ROWS accumulators in registers. The order of the sum
-// over k depends only on the tile's height (in order; four interleaved chains for 1-row tiles),
+// over k depends only on the tile's height (in order; two interleaved chains for 2- and 3-row
+// tiles, four for 1-row tiles),
 // and tiles always start at rows that are multiples of MR, so a row always lands in the same
 // kind of tile: results do not depend on how the batch is split across threads.
 #pragma once
@@ -111,6 +112,33 @@ inline const F* accumulate(Vec<F> (&acc)[ROWS][2], std::int64_t K, const F* cons
     }
     const F* A[ROWS];
     for (int r = 0; r < ROWS; ++r) A[r] = rows[r];
+    if constexpr (ROWS == 2 || ROWS == 3) {
+        // 4 or 6 chains are still too few (the FMA latency needs ~10): sum even and odd k
+        // separately and add them at the end.
+        Vec<F> odd[ROWS][2] = {};
+        std::int64_t k = 0;
+        for (; k + 2 <= K; k += 2, panel += 2 * kNR<F>) {
+            const Vec<F> b0 = load(panel), b1 = load(panel + kLanes<F>);
+            const Vec<F> c0 = load(panel + kNR<F>), c1 = load(panel + kNR<F> + kLanes<F>);
+            for (int r = 0; r < ROWS; ++r) {
+                const Vec<F> a = splat(A[r][k]), a1 = splat(A[r][k + 1]);
+                acc[r][0] += a * b0;
+                acc[r][1] += a * b1;
+                odd[r][0] += a1 * c0;
+                odd[r][1] += a1 * c1;
+            }
+        }
+        for (; k < K; ++k, panel += kNR<F>) {
+            const Vec<F> b0 = load(panel), b1 = load(panel + kLanes<F>);
+            for (int r = 0; r < ROWS; ++r) {
+                const Vec<F> a = splat(A[r][k]);
+                acc[r][0] += a * b0;
+                acc[r][1] += a * b1;
+            }
+        }
+        for (int r = 0; r < ROWS; ++r) acc[r][0] += odd[r][0], acc[r][1] += odd[r][1];
+        return panel;
+    }
     for (std::int64_t k = 0; k < K; ++k, panel += kNR<F>) {
         const Vec<F> b0 = load(panel), b1 = load(panel + kLanes<F>);
 #pragma GCC unroll 6
