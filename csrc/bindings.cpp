@@ -210,8 +210,9 @@ class StepPlan {
         cache_pointers();
     }
 
-    // x (B, I); h (L, B, H) or None (zero state). Returns a new (L, B, H) array of the new states.
-    py::array operator()(py::handle x, py::handle h) const {
+    // x (B, I); h (L, B, H) or None (zero state). Returns (y, h_new): h_new a new (L, B, H) array
+    // of every layer's new state, y the top layer's (a view of h_new[L-1]).
+    py::tuple operator()(py::handle x, py::handle h) const {
         // The streaming path: a step at B=1, H=64 computes for a fraction of a microsecond, so
         // the checks look straight at the numpy objects and the GIL stays held (releasing and
         // retaking it costs more than the step). Anything unusual takes the full checks.
@@ -230,7 +231,7 @@ class StepPlan {
                     py::gil_scoped_release release;
                     float32_ ? steps<float>(B, xp, hp, op) : steps<double>(B, xp, hp, op);
                 }
-                return out;
+                return with_top(out);
             }
         }
         const auto xa = py::cast<py::array>(x);
@@ -238,7 +239,7 @@ class StepPlan {
         REQUIRE(xa.ndim() == 2, "x: expected a 2-D array (B, I), got shape " + shape_str(xa));
         py::array out(dtype_, std::vector<py::ssize_t>{L, xa.shape(0), H_});
         float32_ ? run<float>(xa, ha, out) : run<double>(xa, ha, out);
-        return out;
+        return with_top(out);
     }
 
   private:
@@ -288,6 +289,15 @@ class StepPlan {
             if (n >= 0 && a->dimensions[i++] != n) return false;
             else if (n < 0) ++i;
         return true;
+    }
+
+    // (out[L-1], out): the top layer's states as a view, and all of them.
+    py::tuple with_top(const py::array& out) const {
+        const auto* a = py::detail::array_proxy(out.ptr());
+        const py::ssize_t B = a->dimensions[1], item = static_cast<py::ssize_t>(float32_ ? 4 : 8);
+        auto* top = static_cast<char*>(a->data) + (a->dimensions[0] - 1) * B * H_ * item;
+        py::array y(dtype_, {B, static_cast<py::ssize_t>(H_)}, {H_ * item, item}, top, out);
+        return py::make_tuple(std::move(y), out);
     }
 
     // Every layer's step; x [B, I], h [L, B, H] or nullptr, out [L, B, H], all contiguous.
@@ -424,7 +434,8 @@ PYBIND11_MODULE(_core, m) {
         .def(py::init<const py::list&, const std::string&>(), py::arg("layers"), py::arg("nonlinearity"),
              "layers: [(w_ih, w_hh, b_ih or None, b_hh or None)] per layer, bottom first.")
         .def("__call__", &StepPlan::operator(), py::arg("x"), py::arg("h").none(true),
-             "x (B,I), h (L,B,H) or None -> a new (L,B,H) array: every layer's new state.");
+             "x (B,I), h (L,B,H) or None -> (y, h_new): h_new a new (L,B,H) array of every layer's\n"
+             "new state, y its top layer (B,H), a view.");
     m.def("set_num_threads", &rnncore::set_num_threads, py::arg("n").noconvert(),
           "Threads for rnncore's kernels (the caller counts as one).");
     m.def("get_num_threads", &rnncore::get_num_threads);

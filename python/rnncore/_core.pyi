@@ -58,10 +58,10 @@ class StepPlan:
         nonlinearity: str,
     ) -> None:
         """layers: [(w_ih, w_hh, b_ih or None, b_hh or None)] per layer, bottom first."""
-    def __call__(self, x: object, h: object) -> _Array:
-        """x (B,I), h (L,B,H) or None -> a new (L,B,H) array: every layer's new state.
-        Takes any object, as the binding does: what is not such an array raises ValueError, and
-        RNN.step then converts it the slow way."""
+    def __call__(self, x: object, h: object) -> tuple[_Array, _Array]:
+        """x (B,I), h (L,B,H) or None -> (y, h_new): h_new a new (L,B,H) array of every layer's
+        new state, y its top layer (B,H), a view. Takes any object, as the binding does: what is
+        not such an array raises ValueError, and RNN.step then converts it the slow way."""
 
 def set_num_threads(n: int) -> None:
     """Threads for rnncore's kernels (the caller counts as one)."""

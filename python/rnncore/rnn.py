@@ -309,11 +309,9 @@ class RNN:
             # refuses (a list, an unbatched or misaligned array, a wrong shape) goes the general
             # way below, which converts what it can and names what it cannot.
             try:
-                h_new = plan(x, h)
+                return plan(x, h)  # (y, h_new)
             except (ValueError, TypeError):
                 pass
-            else:
-                return h_new[self.num_layers - 1], h_new
         L, H, dtype = self.num_layers, self.hidden_size, self.dtype
         if self.bidirectional:
             raise ValueError("step() needs a unidirectional RNN: the reverse direction of a "
@@ -335,10 +333,10 @@ class RNN:
                 h = h[:, None]
         if self._step_plan is None:  # validates the weights once; they are used live
             self._step_plan = _core.StepPlan(self._weights, self.nonlinearity)
-        h_new = self._step_plan(c_aligned(x), None if h is None else c_aligned(h))
+        y, h_new = self._step_plan(c_aligned(x), None if h is None else c_aligned(h))
         if not batched:
-            return h_new[L - 1, 0], h_new[:, 0]
-        return h_new[L - 1], h_new
+            return y[0], h_new[:, 0]
+        return y, h_new
 
     def _unit_arrays(self, arrays: dict, k: int, sfx: str) -> tuple:
         biases = (arrays[f"bias_ih_l{k}{sfx}"], arrays[f"bias_hh_l{k}{sfx}"]) if self.bias else (None, None)
