@@ -254,3 +254,9 @@ def test_num_threads():
         rnncore.set_num_threads(before)
     assert rnncore.get_num_threads() == before
     assert_results_close(results[1], results[0], np.float64)
+
+
+def test_dtype_none_means_the_default_float32():
+    # torch's dtype=None is its default dtype, float32; numpy would read None as float64.
+    assert rnncore.RNN(2, 3, dtype=None).dtype == np.float32
+    assert rnncore.RNNModel(2, 3, 1, dtype=None).dtype == np.float32

@@ -25,6 +25,9 @@ def check_positive_int(value, name: str) -> int:
 
 
 def check_float_dtype(dtype) -> np.dtype:
+    """float32 or float64 as a numpy dtype; None means float32, the default (as torch's)."""
+    if dtype is None:
+        return np.dtype(np.float32)
     try:
         dt = np.dtype(dtype)
     except (TypeError, ValueError, SyntaxError):  # no dtype at all: 'x', [1], ',', ...
