@@ -260,3 +260,14 @@ def test_dtype_none_means_the_default_float32():
     # torch's dtype=None is its default dtype, float32; numpy would read None as float64.
     assert rnncore.RNN(2, 3, dtype=None).dtype == np.float32
     assert rnncore.RNNModel(2, 3, 1, dtype=None).dtype == np.float32
+
+
+@pytest.mark.parametrize("make", [lambda: rnncore.RNN(2, 3), lambda: rnncore.RNNModel(2, 3, 1)])
+@pytest.mark.parametrize("not_a_mapping", [None, [("weight_ih_l0", np.zeros((3, 2)))], "weights"])
+def test_load_state_dict_names_a_non_mapping(make, not_a_mapping):
+    module = make()
+    before = {k: v.copy() for k, v in module.parameters().items()}
+    with pytest.raises(TypeError, match="expected a mapping of parameter names to arrays, got"):
+        module.load_state_dict(not_a_mapping)
+    for k, v in module.parameters().items():
+        np.testing.assert_array_equal(v, before[k])

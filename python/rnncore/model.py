@@ -13,7 +13,7 @@ import numpy as np
 
 from ._checks import as_real_array, check_positive_int
 from .head import ACTIVATIONS, MLPHead
-from .rnn import RNN, LoadResult
+from .rnn import RNN, LoadResult, load_parameters
 
 
 class RNNModel:
@@ -106,23 +106,8 @@ class RNNModel:
     def load_state_dict(self, state_dict, strict: bool = True) -> LoadResult:
         """Copy parameters in from numpy arrays or anything ``np.asarray`` takes (torch tensors
         too). All-or-nothing: if any entry is refused (ValueError), no parameter changes."""
-        params = self.parameters()
-        missing = [k for k in params if k not in state_dict]
-        unexpected = [k for k in state_dict if k not in params]
-        if strict and (missing or unexpected):
-            raise ValueError(f"Error(s) in loading state_dict for {type(self).__name__}: "
-                             f"missing keys {missing}, unexpected keys {unexpected}")
-        staged = {}
-        for name in (k for k in params if k in state_dict):
-            value = as_real_array(state_dict[name], self.dtype, name)
-            if value.shape != params[name].shape:
-                raise ValueError(f"size mismatch for {name}: copying a param with shape "
-                                 f"{value.shape}, the shape in current model is "
-                                 f"{params[name].shape}")
-            staged[name] = value
-        for name, value in staged.items():
-            np.copyto(params[name], value)
-        return LoadResult(missing, unexpected)
+        return load_parameters(self.parameters(), state_dict, self.dtype, type(self).__name__,
+                               strict)
 
     def train(self, mode: bool = True) -> RNNModel:
         """Training mode (dropout between RNN layers on) or, with mode=False, evaluation mode."""

@@ -31,6 +31,31 @@ class LoadResult(NamedTuple):
     unexpected_keys: list
 
 
+def load_parameters(params: dict, state_dict: Mapping[str, ArrayLike], dtype: np.dtype,
+                    owner: str, strict: bool) -> LoadResult:
+    """Copy `state_dict`'s entries into the live arrays `params` (name -> array), converted to
+    `dtype`: all or nothing, so a refused entry (ValueError) changes no parameter. `owner` names
+    the module in messages, as torch's do."""
+    if not isinstance(state_dict, Mapping):
+        raise TypeError("state_dict: expected a mapping of parameter names to arrays, got "
+                        f"{type(state_dict).__name__}")
+    missing = [k for k in params if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in params]
+    if strict and (missing or unexpected):
+        raise ValueError(f"Error(s) in loading state_dict for {owner}: "
+                         f"missing keys {missing}, unexpected keys {unexpected}")
+    staged = {}
+    for name in (k for k in params if k in state_dict):
+        value = as_real_array(state_dict[name], dtype, name)
+        if value.shape != params[name].shape:
+            raise ValueError(f"size mismatch for {name}: copying a param with shape "
+                             f"{value.shape}, the shape in current model is {params[name].shape}")
+        staged[name] = value
+    for name, value in staged.items():
+        np.copyto(params[name], value)
+    return LoadResult(missing, unexpected)
+
+
 class _LayerRecord(NamedTuple):
     """What one layer's forward leaves for its backward."""
 
@@ -142,22 +167,7 @@ class RNN:
                         strict: bool = True) -> LoadResult:
         """Copy parameters in from numpy arrays or anything ``np.asarray`` takes (torch tensors
         too). All-or-nothing: if any entry is refused, no parameter changes."""
-        missing = [k for k in self._params if k not in state_dict]
-        unexpected = [k for k in state_dict if k not in self._params]
-        if strict and (missing or unexpected):
-            raise ValueError(f"Error(s) in loading state_dict for {type(self).__name__}: "
-                             f"missing keys {missing}, unexpected keys {unexpected}")
-        staged = {}
-        for name in self._params.keys() & state_dict.keys():
-            value = as_real_array(state_dict[name], self.dtype, name)
-            want = self._params[name].shape
-            if value.shape != want:
-                raise ValueError(f"size mismatch for {name}: copying a param with shape "
-                                 f"{value.shape}, the shape in current model is {want}")
-            staged[name] = value
-        for name, value in staged.items():
-            np.copyto(self._params[name], value)
-        return LoadResult(missing, unexpected)
+        return load_parameters(self._params, state_dict, self.dtype, type(self).__name__, strict)
 
     def train(self, mode: bool = True) -> RNN:
         self.training = check_bool(mode, "mode")
