@@ -214,31 +214,24 @@ class StepPlan {
     // of every layer's new state, y the top layer's (a view of h_new[L-1]).
     py::tuple operator()(py::handle x, py::handle h) const {
         // The streaming path: a step at B=1, H=64 computes for a fraction of a microsecond, so
-        // the checks look straight at the numpy objects and the GIL stays held (releasing and
-        // retaking it costs more than the step). Anything unusual takes the full checks.
+        // plain arrays are checked straight on the numpy objects and the GIL stays held for
+        // small steps (releasing and retaking it costs more than the step). Anything unusual
+        // takes the full checks.
         const std::int64_t L = static_cast<std::int64_t>(layers_.size());
-        if (plain(x, 2, {-1, I_})) {
-            const std::int64_t B = py::detail::array_proxy(x.ptr())->dimensions[0];
-            if (h.is_none() || plain(h, 3, {L, B, H_})) {
-                py::array out(dtype_, std::vector<py::ssize_t>{L, B, H_});
-                const void* hp = h.is_none() ? nullptr : py::detail::array_proxy(h.ptr())->data;
-                if (B * H_ * (I_ + H_) * L <= kHoldGil)
-                    float32_ ? steps<float>(B, py::detail::array_proxy(x.ptr())->data, hp, out.mutable_data())
-                             : steps<double>(B, py::detail::array_proxy(x.ptr())->data, hp, out.mutable_data());
-                else {
-                    void* op = out.mutable_data();
-                    const void* xp = py::detail::array_proxy(x.ptr())->data;
-                    py::gil_scoped_release release;
-                    float32_ ? steps<float>(B, xp, hp, op) : steps<double>(B, xp, hp, op);
-                }
-                return with_top(out);
-            }
+        Inputs in;
+        if (plain(x, 2, {-1, I_}) && (h.is_none() || plain(h, 3, {L, dim0(x), H_}))) {
+            in.B = dim0(x), in.x = data(x), in.h = h.is_none() ? nullptr : data(h);
+            in.ldx = I_, in.ldh = H_;
+        } else {
+            in = float32_ ? checked<float>(x, h) : checked<double>(x, h);
         }
-        const auto xa = py::cast<py::array>(x);
-        const std::optional<py::array> ha = h.is_none() ? std::nullopt : std::optional<py::array>(py::cast<py::array>(h));
-        REQUIRE(xa.ndim() == 2, "x: expected a 2-D array (B, I), got shape " + shape_str(xa));
-        py::array out(dtype_, std::vector<py::ssize_t>{L, xa.shape(0), H_});
-        float32_ ? run<float>(xa, ha, out) : run<double>(xa, ha, out);
+        py::array out(dtype_, std::vector<py::ssize_t>{L, in.B, H_});
+        void* op = out.mutable_data();
+        {
+            std::optional<py::gil_scoped_release> release;
+            if (in.B * H_ * (I_ + H_) * L > kHoldGil) release.emplace();
+            float32_ ? steps<float>(in, op) : steps<double>(in, op);
+        }
         return with_top(out);
     }
 
@@ -300,37 +293,49 @@ class StepPlan {
         return py::make_tuple(std::move(y), out);
     }
 
-    // Every layer's step; x [B, I], h [L, B, H] or nullptr, out [L, B, H], all contiguous.
+    // A step's validated inputs: x [B, I] row stride ldx; h [L, B, H] row stride ldh, or null.
+    // `keep` holds arrays converted from other objects alive for the call.
+    struct Inputs {
+        std::int64_t B = 0, ldx = 0, ldh = 0;
+        const void* x = nullptr;
+        const void* h = nullptr;
+        py::object keep[2];
+    };
+
+    static std::int64_t dim0(py::handle a) { return py::detail::array_proxy(a.ptr())->dimensions[0]; }
+    static const void* data(py::handle a) { return py::detail::array_proxy(a.ptr())->data; }
+
+    // The full checks, naming what is wrong.
     template <typename F>
-    void steps(std::int64_t B, const void* xv, const void* hv, void* outv) const {
-        const F* x = static_cast<const F*>(xv);
-        const F* h = static_cast<const F*>(hv);
+    Inputs checked(py::handle x, py::handle h) const {
+        Inputs in;
+        const auto xa = py::cast<py::array>(x);
+        REQUIRE(xa.ndim() == 2, "x: expected a 2-D array (B, I), got shape " + shape_str(xa));
+        in.B = xa.shape(0);
+        const auto vx = view<F>(xa, "x", {in.B, I_}, false);
+        in.x = vx.data, in.ldx = vx.ld, in.keep[0] = xa;
+        in.ldh = H_;
+        if (!h.is_none()) {
+            const auto ha = py::cast<py::array>(h);
+            const auto vh = view<F>(ha, "h", {static_cast<std::int64_t>(layers_.size()), in.B, H_}, false);
+            in.h = vh.data, in.ldh = vh.ld, in.keep[1] = ha;
+        }
+        return in;
+    }
+
+    // Every layer's step into out [L, B, H] (contiguous, new: it overlaps no input).
+    template <typename F>
+    void steps(const Inputs& in, void* outv) const {
+        const std::int64_t B = in.B;
+        const F* x = static_cast<const F*>(in.x);
+        const F* h = static_cast<const F*>(in.h);
         F* out = static_cast<F*>(outv);
         for (size_t k = 0; k < layers_.size(); ++k) {
             const auto w = [&](int i) { return static_cast<const F*>(layers_[k].ptr[i]); };
-            const std::int64_t in = k == 0 ? I_ : H_;
-            rnncore::rnn_step<F>(Dims{1, B, in, H_}, act_, k == 0 ? x : out + (k - 1) * B * H_, in,
-                                 h ? h + k * B * H_ : nullptr, H_, w(0), w(1), w(2), w(3),
-                                 out + k * B * H_, H_);
-        }
-    }
-
-    template <typename F>
-    void run(const py::array& x, const std::optional<py::array>& h, const py::array& out) const {
-        const auto L = static_cast<std::int64_t>(layers_.size());
-        REQUIRE(x.ndim() == 2, "x: expected a 2-D array (B, I), got shape " + shape_str(x));
-        const std::int64_t B = x.shape(0);
-        const auto vx = view<F>(x, "x", {B, I_}, false);
-        const auto vh = optional_view<F>(h, "h", {L, B, H_}, false);
-        const auto vout = view<F>(out, "out", {L, B, H_}, true);
-        require_disjoint(vout, "out", {{&vx, "x"}, {&vh, "h"}});
-        py::gil_scoped_release release;
-        for (std::int64_t k = 0; k < L; ++k) {
-            const auto w = [&](int i) { return static_cast<const F*>(layers_[k].ptr[i]); };
-            const F* in = k == 0 ? vx.data : vout.data + (k - 1) * B * vout.ld;
-            rnncore::rnn_step<F>(Dims{1, B, k == 0 ? I_ : H_, H_}, act_, in, k == 0 ? vx.ld : vout.ld,
-                                 vh ? vh.data + k * B * vh.ld : nullptr, vh.ld, w(0), w(1), w(2), w(3),
-                                 vout.data + k * B * vout.ld, vout.ld);
+            const std::int64_t n_in = k == 0 ? I_ : H_;
+            rnncore::rnn_step<F>(Dims{1, B, n_in, H_}, act_, k == 0 ? x : out + (k - 1) * B * H_,
+                                 k == 0 ? in.ldx : H_, h ? h + k * B * in.ldh : nullptr, in.ldh,
+                                 w(0), w(1), w(2), w(3), out + k * B * H_, H_);
         }
     }
 

@@ -37,17 +37,23 @@ def check_float_dtype(dtype) -> np.dtype:
     return dt
 
 
+def to_numpy(value, name: str, expected: str) -> np.ndarray:
+    """np.asarray(value), CPU torch tensors included (without importing torch). Ragged nested
+    sequences raise ValueError: "{name}: expected {expected} (numpy's reason)"."""
+    if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor
+        value = value.detach().cpu().numpy()
+    try:
+        return np.asarray(value)
+    except ValueError as err:
+        raise ValueError(f"{name}: expected {expected} ({err})") from None
+
+
 def as_real_array(value, dtype: np.dtype, name: str) -> np.ndarray:
     """`value` as a numpy array of `dtype`, converting any real-valued input (ints, other float
     widths, lists, CPU torch tensors); complex, boolean, object and string data raise TypeError."""
     if type(value) is np.ndarray and value.dtype == dtype:  # the common case, kept cheap
         return value
-    if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor, without importing torch
-        value = value.detach().cpu().numpy()
-    try:
-        arr = np.asarray(value)
-    except ValueError as err:  # ragged nested sequences
-        raise ValueError(f"{name}: expected a rectangular array of real numbers ({err})") from None
+    arr = to_numpy(value, name, "a rectangular array of real numbers")
     if arr.dtype.kind not in "iuf":
         raise TypeError(f"{name}: expected an array of real numbers, got dtype {arr.dtype}")
     return arr.astype(dtype, copy=False)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ._checks import to_numpy
+
 __all__ = ["check_lengths", "length_mask"]
 
 
@@ -20,12 +22,7 @@ def check_lengths(lengths: ArrayLike, T: int, B: int | None) -> np.ndarray:
     was expected and what was got, for a wrong shape (B=None: any 1-D length), a non-integer dtype
     (floats, even integral ones, bools, objects) and values outside [1, T].
     """
-    if hasattr(lengths, "detach") and hasattr(lengths, "cpu"):  # a torch tensor
-        lengths = lengths.detach().cpu().numpy()
-    try:
-        arr = np.asarray(lengths)
-    except ValueError as err:  # ragged nested sequences
-        raise ValueError(f"lengths: expected a 1-D array of integers ({err})") from None
+    arr = to_numpy(lengths, "lengths", "a 1-D array of integers")
     if arr.dtype.kind not in "iu":
         raise ValueError(f"lengths: expected integers, got dtype {arr.dtype}")
     want = "(B,)" if B is None else f"(B,) = ({B},)"
