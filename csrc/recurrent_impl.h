@@ -182,13 +182,21 @@ inline Vec<F> load_n(const F* p, int n) {
     return load(tmp);
 }
 
+// Ask for the cache lines of a row of n values (a hint: no fault, no wait).
+template <typename F>
+inline void prefetch_row(const F* p, std::int64_t n) {
+    const char* c = reinterpret_cast<const char*>(p);
+    for (std::int64_t i = 0; i < n * static_cast<std::int64_t>(sizeof(F)); i += 64) __builtin_prefetch(c + i);
+}
+
 // Row pointers of one micro-tile (at most kMR rows).
 template <typename F>
 struct TileRows {
     const F* a[kMR];   // rows of the left operand (x, or dz)
-    const F* a2[kMR];  // second left operand (h_prev), forward only
+    const F* a2[kMR];  // forward: second left operand (h_prev); backward: x to gather
     const F* dh[kMR];  // backward: dh at the previous step
     const F* h[kMR];   // backward: h at the previous step
+    F* h_copy[kMR];    // backward: where to copy that h (GatherRows), or nullptr
     F* out[kMR];
 };
 
@@ -220,6 +228,7 @@ void backward_tile(Activation act, std::int64_t H, const TileRows<F>& t, const F
     }
     emit_tile<F, ROWS>(acc, ncols, [&](int r, int c, Vec<F> g, int n) {
         const Vec<F> h = load_n(t.h[r] + col + c, n);
+        if (t.h_copy[r]) store_n(t.h_copy[r] + col + c, h, n);
         const Vec<F> dh = load_n(t.dh[r] + col + c, n) + g;
         // forward: h = tanh(z) -> dz = dh * (1 - h^2);  h = relu(z) -> dz = dh * (h > 0)
         const Vec<F> dz_prev = act == Activation::Tanh ? dh * (splat(F(1)) - h * h)
@@ -256,26 +265,38 @@ void forward_loop(Activation act, bool reverse, std::int64_t T, const BatchOrder
             std::memset(h + t * h_step + order.row(j) * ldh, 0, sizeof(F) * H);
     const std::int64_t steps = order.length(begin, T);  // the longest sequence comes first
     std::int64_t running = end;
-    TileRows<F> tile;
+    TileRows<F> tile[2];
     for (std::int64_t s = 0; s < steps; ++s) {
         running = order.running_end(begin, running, s, T);
         const std::int64_t Hk = (s > 0 || h0) ? H : 0;
-        for (std::int64_t r0 = begin; r0 < running; r0 += kMR) {  // a tile's rows stay in L1
-            const std::int64_t n = running - r0 < kMR ? running - r0 : kMR;
+        auto rows_of = [&](std::int64_t r0, std::int64_t n, TileRows<F>& t) {
             for (std::int64_t r = 0; r < n; ++r) {
                 const std::int64_t j = r0 + r, b = order.row(j);
-                const std::int64_t t = reverse ? order.length(j, T) - 1 - s : s;
-                tile.a[r] = x + t * x_step + b * ldx;
-                tile.a2[r] = s > 0 ? h + (reverse ? t + 1 : t - 1) * h_step + b * ldh
-                                   : (h0 ? h0 + b * H : nullptr);
-                tile.out[r] = h + t * h_step + b * ldh;
+                const std::int64_t tt = reverse ? order.length(j, T) - 1 - s : s;
+                t.a[r] = x + tt * x_step + b * ldx;
+                t.a2[r] = s > 0 ? h + (reverse ? tt + 1 : tt - 1) * h_step + b * ldh
+                                : (h0 ? h0 + b * H : nullptr);
+                t.out[r] = h + tt * h_step + b * ldh;
             }
+        };
+        for (std::int64_t r0 = begin; r0 < running;) {  // a tile's rows stay in L1
+            // A partial tile at the end (fewer than kMR rows) runs panel by panel right after
+            // the full tile before it, while the panel is in L1: on its own it would stream all
+            // the packed weights from L3 for a row or two.
+            const std::int64_t n = running - r0 < kMR ? running - r0 : kMR;
+            const std::int64_t rest = running - r0 - n, n2 = rest < kMR ? rest : 0;
+            rows_of(r0, n, tile[0]);
+            rows_of(r0 + n, n2, tile[1]);
             for (std::int64_t p = 0; p < panels; ++p) {
                 const F* panel = packed + p * NR * (I + H);
                 const int ncols = static_cast<int>(H - p * NR < NR ? H - p * NR : NR);
-                by_height(n, [&](auto R) { forward_tile<F, decltype(R)::value>(I, Hk, tile, panel, bias + p * NR, p * NR, ncols); });
+                by_height(n, [&](auto R) { forward_tile<F, decltype(R)::value>(I, Hk, tile[0], panel, bias + p * NR, p * NR, ncols); });
+                if (n2)
+                    by_height(n2, [&](auto R) { forward_tile<F, decltype(R)::value>(I, Hk, tile[1], panel, bias + p * NR, p * NR, ncols); });
             }
-            for (std::int64_t r = 0; r < n; ++r) activate<F>(act, 1, H, tile.out[r], H);  // still in cache
+            for (std::int64_t r = 0; r < n + n2; ++r)  // still in cache
+                activate<F>(act, 1, H, tile[r / kMR].out[r % kMR], H);
+            r0 += n + n2;
         }
     }
 }
@@ -285,12 +306,13 @@ void backward_loop(Activation act, bool reverse, std::int64_t T, const BatchOrde
                    std::int64_t begin, std::int64_t end, std::int64_t H,
                    const F* h, std::int64_t ldh, std::int64_t h_step,
                    const F* dh, std::int64_t lddh, std::int64_t dh_step, const F* dh_n,
-                   const F* packed, F* const* dz, std::int64_t s_lo, std::int64_t s_hi, F* dh0) {
+                   const F* packed, F* const* dz, std::int64_t s_lo, std::int64_t s_hi, F* dh0,
+                   const GatherRows<F>* gather) {
     const int NR = kNR<F>;
     const std::int64_t panels = panel_count<F>(H);
     auto time = [&](std::int64_t j, std::int64_t s) { return reverse ? order.length(j, T) - 1 - s : s; };
     std::int64_t running = order.running_end(begin, end, s_hi, T);  // rows past s_hi - 1
-    TileRows<F> tile;
+    TileRows<F> tile[2];
     for (std::int64_t s = s_hi - 1; s >= s_lo; --s) {
         // Sequences whose last step is s start here: dz = (dh + dh_n) * act'(h).
         const std::int64_t was_running = running;
@@ -303,25 +325,57 @@ void backward_loop(Activation act, bool reverse, std::int64_t T, const BatchOrde
         }
         // Into the previous step's dz (fused), or into dh0 after the first step.
         const bool fused = s > 0;
-        for (std::int64_t r0 = begin; r0 < running; r0 += kMR) {  // a tile's rows of dz stay in L1
-            const std::int64_t n = running - r0 < kMR ? running - r0 : kMR;
+        // A tile's rows: dz(s) in, h and dh of step s - 1 for the epilogue; with gather, x of
+        // step s to copy.
+        auto rows_of = [&](std::int64_t r0, std::int64_t n, TileRows<F>& t) {
             for (std::int64_t r = 0; r < n; ++r) {
                 const std::int64_t j = r0 + r, b = order.row(j);
-                tile.a[r] = dz[s] + j * H;
+                t.a[r] = dz[s] + j * H;
+                t.a2[r] = gather ? gather->x + time(j, s) * gather->x_step + b * gather->ldx : nullptr;
                 if (fused) {
                     const std::int64_t tp = time(j, s - 1);
-                    tile.dh[r] = dh + tp * dh_step + b * lddh;
-                    tile.h[r] = h + tp * h_step + b * ldh;
-                    tile.out[r] = dz[s - 1] + j * H;
+                    t.dh[r] = dh + tp * dh_step + b * lddh;
+                    t.h[r] = h + tp * h_step + b * ldh;
+                    t.h_copy[r] = gather ? gather->h_rows[s] + j * H : nullptr;
+                    t.out[r] = dz[s - 1] + j * H;
                 } else {
-                    tile.out[r] = dh0 + b * H;
+                    t.out[r] = dh0 + b * H;
                 }
             }
+        };
+        // Tiles of kMR rows; a partial tile at the end runs panel by panel with the full tile
+        // before it (see forward_loop). The rows of the next tiles are prefetched while these
+        // compute: x, h and dh come from memory (they are far larger than the caches).
+        auto tiles_at = [&](std::int64_t r0, std::int64_t (&n)[2], TileRows<F> (&t)[2]) {
+            n[0] = running - r0 < kMR ? running - r0 : kMR;
+            const std::int64_t rest = running - r0 - n[0];
+            n[1] = rest < kMR ? rest : 0;
+            rows_of(r0, n[0], t[0]);
+            rows_of(r0 + n[0], n[1], t[1]);
+        };
+        TileRows<F> next[2];
+        std::int64_t n[2] = {0, 0}, n_next[2] = {0, 0};
+        if (begin < running) tiles_at(begin, n, tile);
+        for (std::int64_t r0 = begin; r0 < running;) {  // a tile's rows of dz stay in L1
+            const std::int64_t r1 = r0 + n[0] + n[1];
+            n_next[0] = n_next[1] = 0;
+            if (r1 < running) tiles_at(r1, n_next, next);
+            for (int i = 0; i < 2; ++i)
+                for (std::int64_t r = 0; r < n_next[i]; ++r) {
+                    if (fused) prefetch_row(next[i].dh[r], H), prefetch_row(next[i].h[r], H);
+                    if (gather) prefetch_row(next[i].a2[r], gather->I);
+                }
+            for (std::int64_t r = 0; gather && r < n[0] + n[1]; ++r)
+                std::memcpy(gather->x_rows[s] + (r0 + r) * gather->I, tile[r / kMR].a2[r % kMR],
+                            sizeof(F) * gather->I);
             for (std::int64_t p = 0; p < panels; ++p) {
                 const F* panel = packed + p * NR * H;
                 const int ncols = static_cast<int>(H - p * NR < NR ? H - p * NR : NR);
-                by_height(n, [&](auto R) { backward_tile<F, decltype(R)::value>(act, H, tile, panel, fused, p * NR, ncols); });
+                for (int i = 0; i < 2 && n[i]; ++i)
+                    by_height(n[i], [&](auto R) { backward_tile<F, decltype(R)::value>(act, H, tile[i], panel, fused, p * NR, ncols); });
             }
+            r0 = r1;
+            tile[0] = next[0], tile[1] = next[1], n[0] = n_next[0], n[1] = n_next[1];
         }
     }
 }

@@ -252,40 +252,52 @@ void rnn_backward(const Dims& d, Activation act, bool reverse,
             for (std::int64_t t = lengths[b]; t < T; ++t)
                 for (std::int64_t i = 0; i < I; ++i) dx[(t * B + b) * lddx + i] = F(0);
 
-    // Where each loop step's rows of dz live: chunk c (steps [c*Tc, (c+1)*Tc)) in dz_buf[c % 2].
-    // Batch order: time-major by t within the chunk (row (t - t_first) * B + b), so x, h and dx
-    // of the chunk are plain strided blocks. Ragged: the running positions of each step, packed.
-    const std::int64_t S = sb.max_steps, chunks = (S + Tc - 1) / Tc;
-    std::vector<F*> dz(static_cast<size_t>(S));
-    std::vector<std::int64_t> first_row(static_cast<size_t>(S) + 1);  // ragged: step s's rows start
-    std::vector<std::int64_t> chunk_n(static_cast<size_t>(chunks));     // ragged: rows per chunk
+    // The loop steps in chunks of at most chunk_rows rows of dz: chunk c is the steps
+    // [chunk_start[c], chunk_start[c + 1]), its dz in dz_buf[c % 2]. Without lengths every chunk
+    // is Tc steps; with lengths, later chunks take more steps as sequences end.
+    const std::int64_t S = sb.max_steps;
+    std::vector<std::int64_t> chunk_start{0}, chunk_n;  // chunk_n: rows in each chunk
+    std::vector<std::int64_t> first_row(static_cast<size_t>(S));  // step s's first row in its chunk
+    for (std::int64_t s = 0, n = 0, running = B; s < S; ++s) {
+        running = order.running_end(0, running, s, T);
+        if (n + running > chunk_rows) chunk_start.push_back(s), chunk_n.push_back(n), n = 0;
+        first_row[s] = n;
+        n += running;
+        if (s + 1 == S) chunk_start.push_back(S), chunk_n.push_back(n);
+    }
+    const std::int64_t chunks = static_cast<std::int64_t>(chunk_n.size());
+
+    // Where each loop step's rows live in its chunk's buffers. Batch order: time-major by t
+    // within the chunk (row (t - t_first) * B + b), so x, h and dx of the chunk are plain
+    // strided blocks. Ragged: the running positions of each step, packed (row first_row[s] + j),
+    // with the rows of x and h_prev gathered at the same rows by the loop itself.
+    std::vector<F*> dz(static_cast<size_t>(S)), x_rows(ragged ? S : 0), h_rows(ragged ? S : 0);
     for (std::int64_t c = 0; c < chunks; ++c) {
-        const std::int64_t s_lo = c * Tc, s_hi = std::min(S, s_lo + Tc);
-        std::int64_t offset = 0, running = B;
+        const std::int64_t s_lo = chunk_start[c], s_hi = chunk_start[c + 1];
         for (std::int64_t s = s_lo; s < s_hi; ++s) {
             if (ragged) {
-                running = order.running_end(0, running, s, T);
-                dz[s] = dz_buf[c % 2] + offset * H;
-                first_row[s] = offset;
-                offset += running;
+                dz[s] = dz_buf[c % 2] + first_row[s] * H;
+                x_rows[s] = xs + first_row[s] * I;
+                h_rows[s] = hs + first_row[s] * H;
             } else {
                 const std::int64_t t_first = reverse ? T - s_hi : s_lo, t = reverse ? T - 1 - s : s;
                 dz[s] = dz_buf[c % 2] + (t - t_first) * B * H;
             }
         }
-        chunk_n[c] = offset;
     }
+    const GatherRows<F> gather{x, ldx, B * ldx, I, x_rows.data(), h_rows.data()};
 
     const std::vector<std::int64_t> slices = batch_slices<F>(d, sb);
     std::vector<std::int64_t> cell(ragged ? static_cast<size_t>(chunk_rows) : 0);  // t * B + b per row
     for (std::int64_t c = chunks - 1; c >= 0; --c) {
-        const std::int64_t s_lo = c * Tc, s_hi = std::min(S, s_lo + Tc);
+        const std::int64_t s_lo = chunk_start[c], s_hi = chunk_start[c + 1];
         // The time loop back through the chunk, batch slices in parallel:
         //   h[t] = act(z[t]),  z[t] = x[t] W_ih^T + b + h_prev W_hh^T
         //   dz[t] = (dh[t] + dz[next] W_hh) * act'(h[t]);   dh0 = dz[first] W_hh
         parallel_for(static_cast<int>(slices.size() - 1), [&](int i) {
             k.backward_loop(act, reverse, T, order, slices[i], slices[i + 1], H, h, ldh, B * ldh,
-                            dh, lddh, B * lddh, dh_n, work, dz.data(), s_lo, s_hi, dh0);
+                            dh, lddh, B * lddh, dh_n, work, dz.data(), s_lo, s_hi, dh0,
+                            ragged ? &gather : nullptr);
         });
 
         // The chunk's sums. h_prev of a step is the state one step back in loop order (forward
@@ -317,30 +329,23 @@ void rnn_backward(const Dims& d, Activation act, bool reverse,
                                [](std::int64_t, std::int64_t) {});
             continue;
         }
-        // Ragged: gather the chunk's rows of x and h_prev (zeros for a zero h0), GEMM, then
-        // scatter dx back to the sequences' steps.
+        // Ragged: the loop gathered the chunk's rows of x and of h_prev past the first step; the
+        // first step's h_prev is h0 (zeros when there is none). dx is scattered back to the
+        // sequences' steps after the GEMM.
         const std::int64_t n = chunk_n[c];
-        auto rows_end = [&](std::int64_t s) { return s + 1 < s_hi ? first_row[s + 1] : n; };
-        for (std::int64_t s = s_lo; s < s_hi; ++s)
-            for (std::int64_t j = 0, r = first_row[s]; r < rows_end(s); ++j, ++r)
-                cell[r] = (reverse ? order.steps[j] - 1 - s : s) * B + order.rows[j];
-        parallel_for(2, [&](int task) {
-            for (std::int64_t s = s_lo; s < s_hi; ++s) {
-                for (std::int64_t r = first_row[s]; r < rows_end(s); ++r) {
-                    const std::int64_t t = cell[r] / B, b = cell[r] % B;
-                    if (task == 0) {
-                        std::copy(x + cell[r] * ldx, x + cell[r] * ldx + I, xs + r * I);
-                    } else if (s > 0) {
-                        const F* hp = h + ((reverse ? t + 1 : t - 1) * B + b) * ldh;
-                        std::copy(hp, hp + H, hs + r * H);
-                    } else if (h0) {
-                        std::copy(h0 + b * H, h0 + (b + 1) * H, hs + r * H);
-                    } else {
-                        std::fill(hs + r * H, hs + (r + 1) * H, F(0));
-                    }
-                }
+        if (s_lo == 0)
+            for (std::int64_t j = 0; j < B; ++j) {
+                F* out = h_rows[0] + j * H;
+                if (h0)
+                    std::copy(h0 + order.rows[j] * H, h0 + (order.rows[j] + 1) * H, out);
+                else
+                    std::fill(out, out + H, F(0));
             }
-        }, 2 * n * H * (2 * I + H) >= 4'000'000);
+        for (std::int64_t s = s_lo; s < s_hi; ++s) {
+            const std::int64_t rows_end = s + 1 < s_hi ? first_row[s + 1] : n;
+            for (std::int64_t j = 0, r = first_row[s]; r < rows_end; ++j, ++r)
+                cell[r] = (reverse ? order.steps[j] - 1 - s : s) * B + order.rows[j];
+        }
         rows.n = n, rows.dz = dz_buf[c % 2], rows.x = xs, rows.ldx = I;
         rows.n_h = n, rows.dz_h = dz_buf[c % 2], rows.h_prev = hs, rows.ldh = H;
         rows.dx = dxs, rows.lddx = I, rows.accumulate_dx = false;

@@ -47,6 +47,18 @@ struct BatchOrder {
     }
 };
 
+// With lengths, the backward loop also gathers the operands of the weight gradients' GEMMs
+// into rows that line up with dz's, while it walks the steps: x of (step s, position j) to
+// x_rows[s] + j * I, and the previous state h_prev (the h it loads for act' of step s - 1) to
+// h_rows[s] + j * H for s > 0. x: [T,B,I] addressed like h (row stride ldx, step stride x_step).
+template <typename F>
+struct GatherRows {
+    const F* x;
+    std::int64_t ldx, x_step, I;
+    F* const* x_rows;
+    F* const* h_rows;
+};
+
 template <typename F>
 struct RecurrentKernels {
     // Batch rows per full micro-tile. Slices must start at multiples of MR so every row lands
@@ -77,12 +89,13 @@ struct RecurrentKernels {
     //   dz: per loop step s, the rows of dz(s): position j's row at dz[s] + j * H. The pass
     //   reads dz(s_hi-1) of the sequences that continue past s_hi-1 (written by the pass over
     //   the later steps), writes dz(s) for s in [s_lo, s_hi) and, when s_lo > 0, dz(s_lo - 1).
+    //   gather: nullptr, or rows to gather for the steps [s_lo, s_hi) (see GatherRows).
     void (*backward_loop)(Activation act, bool reverse, std::int64_t T, const BatchOrder& order,
                           std::int64_t begin, std::int64_t end, std::int64_t H,
                           const F* h, std::int64_t ldh, std::int64_t h_step,
                           const F* dh, std::int64_t lddh, std::int64_t dh_step, const F* dh_n,
                           const F* packed, F* const* dz, std::int64_t s_lo, std::int64_t s_hi,
-                          F* dh0);
+                          F* dh0, const GatherRows<F>* gather);
 
     // One step without packing, for streaming: out[r] = act(x[r] W_ih^T + b + h[r] W_hh^T)
     // for `rows` rows (h nullptr: zero state), as dot products over the rows of W.

@@ -273,7 +273,7 @@ void test_recurrent(const RecurrentKernels<F>& k, const Case& c, std::uint64_t s
     for (const auto& [lo, hi] : {std::pair<i64, i64>{d.T / 2, d.T}, {0, d.T / 2}})
         k.backward_loop(c.act, c.reverse, d.T, order, 0, d.B, d.H, h_ref.p(), h_ref.ld, d.B * h_ref.ld,
                         pb.dh.p(), pb.dh.ld, d.B * pb.dh.ld, c.dh_n ? pb.dh_n.p() : nullptr,
-                        packed.data(), dz.data(), lo, hi, dh0.p());
+                        packed.data(), dz.data(), lo, hi, dh0.p(), nullptr);
     CHECK_EMPTY(compare("dh0", dh0, ref[P::DH0], pb.init[P::DH0], rtol));
 }
 
