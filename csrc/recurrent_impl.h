@@ -78,8 +78,12 @@ void pack_forward(std::int64_t I, std::int64_t H, const F* W_ih, const F* W_hh, 
 }
 
 template <typename F>
-void pack_backward(std::int64_t H, const F* W_hh, F* packed) {
+void pack_backward(std::int64_t I, std::int64_t H, const F* W_ih, const F* W_hh, F* packed) {
+    // [W_hh | W_ih] as panels over its H + I columns: dz @ W_hh (into the previous step), then
+    // dz @ W_ih (dx), each padded to whole panels.
     pack_panels<F>(H, H, [&](std::int64_t k, std::int64_t n) { return W_hh[k * H + n]; }, packed);
+    pack_panels<F>(H, I, [&](std::int64_t k, std::int64_t n) { return W_ih[k * I + n]; },
+                   packed + panel_count<F>(H) * kNR<F> * H);
 }
 
 // acc[r] += A[r][0:K] @ panel[0:K, :] for ROWS rows of A given by pointers; returns the panel
@@ -197,6 +201,7 @@ struct TileRows {
     const F* dh[kMR];  // backward: dh at the previous step
     const F* h[kMR];   // backward: h at the previous step
     F* h_copy[kMR];    // backward: where to copy that h (GatherRows), or nullptr
+    F* dx[kMR];        // backward: the row of dx
     F* out[kMR];
 };
 
@@ -213,28 +218,40 @@ void forward_tile(std::int64_t I, std::int64_t Hk, const TileRows<F>& t, const F
     emit_tile<F, ROWS>(acc, ncols, [&](int r, int c, Vec<F> v, int n) { store_n(t.out[r] + col + c, v, n); });
 }
 
-// Backward tile: g = dz[r] @ W_hh (the gradient into the previous state), then either
-//   dz_prev[r] = (dh_prev[r] + g) * act'(h_prev[r])   (fused), or
-//   out[r] = g                                          (dh0, when `fused` is false).
+// What a backward tile does with its product g = dz[r] @ panel.
+enum class Epilogue {
+    Fused,  // g = dz @ W_hh: out[r] = dz_prev = (dh_prev[r] + g) * act'(h_prev[r])
+    Dh0,    // g = dz @ W_hh at the first step: out[r] = dh0 = g
+    Dx,     // g = dz @ W_ih: dx[r] = g
+    DxAdd,  // g = dz @ W_ih: dx[r] += g
+};
+
 template <typename F, int ROWS>
 void backward_tile(Activation act, std::int64_t H, const TileRows<F>& t, const F* panel,
-                   bool fused, std::int64_t col, int ncols) {
+                   Epilogue epilogue, std::int64_t col, int ncols) {
     Vec<F> acc[ROWS][2];
     for (int r = 0; r < ROWS; ++r) acc[r][0] = acc[r][1] = Vec<F>{};
     accumulate<F, ROWS>(acc, H, t.a, panel);
-    if (!fused) {
-        emit_tile<F, ROWS>(acc, ncols, [&](int r, int c, Vec<F> v, int n) { store_n(t.out[r] + col + c, v, n); });
-        return;
+    switch (epilogue) {
+        case Epilogue::Fused:
+            return emit_tile<F, ROWS>(acc, ncols, [&](int r, int c, Vec<F> g, int n) {
+                const Vec<F> h = load_n(t.h[r] + col + c, n);
+                if (t.h_copy[r]) store_n(t.h_copy[r] + col + c, h, n);
+                const Vec<F> dh = load_n(t.dh[r] + col + c, n) + g;
+                // forward: h = tanh(z) -> dz = dh * (1 - h^2);  h = relu(z) -> dz = dh * (h > 0)
+                const Vec<F> dz_prev = act == Activation::Tanh ? dh * (splat(F(1)) - h * h)
+                                                               : (h <= splat(F(0)) ? splat(F(0)) : dh);
+                store_n(t.out[r] + col + c, dz_prev, n);
+            });
+        case Epilogue::Dh0:
+            return emit_tile<F, ROWS>(acc, ncols, [&](int r, int c, Vec<F> g, int n) { store_n(t.out[r] + col + c, g, n); });
+        case Epilogue::Dx:
+            return emit_tile<F, ROWS>(acc, ncols, [&](int r, int c, Vec<F> g, int n) { store_n(t.dx[r] + col + c, g, n); });
+        case Epilogue::DxAdd:
+            return emit_tile<F, ROWS>(acc, ncols, [&](int r, int c, Vec<F> g, int n) {
+                store_n(t.dx[r] + col + c, load_n(t.dx[r] + col + c, n) + g, n);
+            });
     }
-    emit_tile<F, ROWS>(acc, ncols, [&](int r, int c, Vec<F> g, int n) {
-        const Vec<F> h = load_n(t.h[r] + col + c, n);
-        if (t.h_copy[r]) store_n(t.h_copy[r] + col + c, h, n);
-        const Vec<F> dh = load_n(t.dh[r] + col + c, n) + g;
-        // forward: h = tanh(z) -> dz = dh * (1 - h^2);  h = relu(z) -> dz = dh * (h > 0)
-        const Vec<F> dz_prev = act == Activation::Tanh ? dh * (splat(F(1)) - h * h)
-                                                       : (h <= splat(F(0)) ? splat(F(0)) : dh);
-        store_n(t.out[r] + col + c, dz_prev, n);
-    });
 }
 
 // Calls tile(std::integral_constant<int, ROWS>) for the tile height `rows` (1..kMR).
@@ -307,9 +324,11 @@ void backward_loop(Activation act, bool reverse, std::int64_t T, const BatchOrde
                    const F* h, std::int64_t ldh, std::int64_t h_step,
                    const F* dh, std::int64_t lddh, std::int64_t dh_step, const F* dh_n,
                    const F* packed, F* const* dz, std::int64_t s_lo, std::int64_t s_hi, F* dh0,
+                   std::int64_t I, F* dx, std::int64_t lddx, std::int64_t dx_step, bool accumulate_dx,
                    const GatherRows<F>* gather) {
     const int NR = kNR<F>;
-    const std::int64_t panels = panel_count<F>(H);
+    const std::int64_t panels_h = panel_count<F>(H), panels = panels_h + panel_count<F>(I);
+    const Epilogue to_dx = accumulate_dx ? Epilogue::DxAdd : Epilogue::Dx;
     auto time = [&](std::int64_t j, std::int64_t s) { return reverse ? order.length(j, T) - 1 - s : s; };
     std::int64_t running = order.running_end(begin, end, s_hi, T);  // rows past s_hi - 1
     TileRows<F> tile[2];
@@ -323,14 +342,17 @@ void backward_loop(Activation act, bool reverse, std::int64_t T, const BatchOrde
                                dh_n ? dh_n + b * H : nullptr, h + t * h_step + b * ldh, ldh,
                                dz[s] + j * H, H);
         }
-        // Into the previous step's dz (fused), or into dh0 after the first step.
+        // dz(s) @ W_hh into the previous step's dz (fused), or into dh0 after the first step;
+        // dz(s) @ W_ih into dx.
         const bool fused = s > 0;
+        const Epilogue to_h = fused ? Epilogue::Fused : Epilogue::Dh0;
         // A tile's rows: dz(s) in, h and dh of step s - 1 for the epilogue; with gather, x of
         // step s to copy.
         auto rows_of = [&](std::int64_t r0, std::int64_t n, TileRows<F>& t) {
             for (std::int64_t r = 0; r < n; ++r) {
                 const std::int64_t j = r0 + r, b = order.row(j);
                 t.a[r] = dz[s] + j * H;
+                t.dx[r] = dx + time(j, s) * dx_step + b * lddx;
                 t.a2[r] = gather ? gather->x + time(j, s) * gather->x_step + b * gather->ldx : nullptr;
                 if (fused) {
                     const std::int64_t tp = time(j, s - 1);
@@ -370,9 +392,13 @@ void backward_loop(Activation act, bool reverse, std::int64_t T, const BatchOrde
                             sizeof(F) * gather->I);
             for (std::int64_t p = 0; p < panels; ++p) {
                 const F* panel = packed + p * NR * H;
-                const int ncols = static_cast<int>(H - p * NR < NR ? H - p * NR : NR);
+                const bool into_h = p < panels_h;
+                const std::int64_t col = (into_h ? p : p - panels_h) * NR, width = into_h ? H : I;
+                const int ncols = static_cast<int>(width - col < NR ? width - col : NR);
                 for (int i = 0; i < 2 && n[i]; ++i)
-                    by_height(n[i], [&](auto R) { backward_tile<F, decltype(R)::value>(act, H, tile[i], panel, fused, p * NR, ncols); });
+                    by_height(n[i], [&](auto R) {
+                        backward_tile<F, decltype(R)::value>(act, H, tile[i], panel, into_h ? to_h : to_dx, col, ncols);
+                    });
             }
             r0 = r1;
             tile[0] = next[0], tile[1] = next[1], n[0] = n_next[0], n[1] = n_next[1];

@@ -73,23 +73,31 @@ SortedBatch sort_batch(const Dims& d, const std::int64_t* lengths) {
     return s;
 }
 
-// Batch slices for the time loops, as position bounds [bounds[i], bounds[i+1]): at most one per
-// thread, each starting at a multiple of MR (so every row lands in the same kind of micro-tile
-// however the batch is split: results independent of the thread count), with about equal numbers
-// of sequence steps, and enough work (flop) to be worth waking a thread for (~100 us).
+// Batch slices for the time loops over the loop steps [s_lo, s_hi), as position bounds
+// [bounds[i], bounds[i+1]): at most one per thread, each starting at a multiple of MR (so every
+// row lands in the same kind of micro-tile however the batch is split: results independent of
+// the thread count), with about equal numbers of sequence steps in [s_lo, s_hi), and enough work
+// (flop) to be worth waking a thread for (~100 us). With lengths, the backward's chunks each
+// need their own: the longest sequences run alone in the last steps.
 template <typename F>
-std::vector<std::int64_t> batch_slices(const Dims& d, const SortedBatch& sb) {
+std::vector<std::int64_t> batch_slices(const Dims& d, const SortedBatch& sb, std::int64_t s_lo,
+                                       std::int64_t s_hi) {
     const std::int64_t MR = RecurrentKernels<F>::MR, tiles = (d.B + MR - 1) / MR;
-    const std::int64_t flop = 2 * sb.total_steps * d.H * (d.I + d.H), per_slice = 8'000'000;
+    const BatchOrder order = sb.order();
+    auto steps = [&](std::int64_t j) {  // position j's steps in [s_lo, s_hi)
+        return std::max<std::int64_t>(0, std::min(order.length(j, d.T), s_hi) - s_lo);
+    };
+    std::int64_t total = 0;
+    for (std::int64_t j = 0; j < d.B; ++j) total += steps(j);
+    const std::int64_t flop = 2 * total * d.H * (d.I + d.H), per_slice = 8'000'000;
     const std::int64_t parts =
         std::max<std::int64_t>(1, std::min<std::int64_t>({get_num_threads(), tiles, flop / per_slice}));
     std::vector<std::int64_t> bounds{0};
-    const BatchOrder order = sb.order();
     std::int64_t done = 0;  // sequence steps in the positions before the current tile
     for (std::int64_t tile = 0; tile < tiles && std::int64_t(bounds.size()) < parts; ++tile) {
         const std::int64_t end = std::min(d.B, (tile + 1) * MR);
-        for (std::int64_t j = tile * MR; j < end; ++j) done += order.length(j, d.T);
-        if (done * parts >= sb.total_steps * std::int64_t(bounds.size())) bounds.push_back(end);
+        for (std::int64_t j = tile * MR; j < end; ++j) done += steps(j);
+        if (done * parts >= total * std::int64_t(bounds.size())) bounds.push_back(end);
     }
     bounds.push_back(d.B);
     return bounds;
@@ -103,8 +111,8 @@ std::int64_t chunk_steps(const Dims& d) {
     return chunks > 0 ? (d.T + chunks - 1) / chunks : 1;
 }
 
-// The rows of one chunk of the backward for its all-steps GEMMs: row r pairs dz[r] with x[r], and
-// (among the rows that have a previous state in h) dz_h[r] with h_prev[r].
+// The rows of one chunk of the backward for its weight gradients' GEMMs: row r pairs dz[r] with
+// x[r], and (among the rows that have a previous state in h) dz_h[r] with h_prev[r].
 template <typename F>
 struct ChunkRows {
     std::int64_t n = 0;                                     // rows
@@ -116,47 +124,34 @@ struct ChunkRows {
     const F* h_prev = nullptr;                              // [n_h, H] row stride ldh
     std::int64_t ldh = 0;
     const F* dz_h0 = nullptr;                               // [B, H] rows whose h_prev is h0, or null
-    F* dx = nullptr;                                        // [n, I] row stride lddx
-    std::int64_t lddx = 0;
-    bool accumulate_dx = false;
 };
 
 // One chunk's share of the sums over all steps:
-//   dW_ih += dz^T x;  dW_hh += dz^T h_prev;  bias_sum += sum dz;  dx (+)= dz W_ih
-// as 3 * parts independent tasks (row ranges of each output). `parts` and the chunks are a
+//   dW_ih += dz^T x;  dW_hh += dz^T h_prev;  bias_sum += sum dz
+// as 2 * parts independent tasks (row ranges of each output). `parts` and the chunks are a
 // function of the problem only, never of the thread count: the threads only decide who runs which
-// task, so the sums come out bit for bit the same on any number of threads. `after_dx(r0, r1)`
-// runs after a task wrote dx rows [r0, r1).
-template <typename F, typename AfterDx>
-void chunk_gradients(const Dims& d, const ChunkRows<F>& c, const F* h0, const F* W_ih, F* dW_ih,
-                     F* dW_hh, F* bias_sum, AfterDx after_dx) {
+// task, so the sums come out bit for bit the same on any number of threads.
+template <typename F>
+void chunk_gradients(const Dims& d, const ChunkRows<F>& c, const F* h0, F* dW_ih, F* dW_hh,
+                     F* bias_sum) {
     const std::int64_t H = d.H, I = d.I;
-    const std::int64_t flop = 2 * c.n * H * (2 * I + H);
+    const std::int64_t flop = 2 * c.n * H * (I + H);
     const int parts = flop >= 4'000'000 ? 2 : 1;
-    const Split cols{H, parts, 1}, rows{c.n, parts, 1};
+    const Split cols{H, parts, 1};
     const auto& ew = elementwise<F>();
-    parallel_for(3 * parts, [&](int task) {
-        const int p = task / 3;
+    parallel_for(2 * parts, [&](int task) {
+        const int p = task / 2;
         const std::int64_t j0 = cols.begin(p), nj = cols.end(p) - j0;
-        switch (task % 3) {
-            case 0:
-                if (nj > 0 && c.n > 0)
-                    blas::gemm<F>(Op::T, Op::N, nj, I, c.n, F(1), c.dz + j0, H, c.x, c.ldx, F(1), dW_ih + j0 * I, I);
-                if (bias_sum && nj > 0) ew.add_column_sums(c.n, nj, c.dz + j0, H, bias_sum + j0);
-                break;
-            case 1:
-                if (nj > 0 && c.n_h > 0)
-                    blas::gemm<F>(Op::T, Op::N, nj, H, c.n_h, F(1), c.dz_h + j0, H, c.h_prev, c.ldh, F(1), dW_hh + j0 * H, H);
-                if (nj > 0 && c.dz_h0 && h0)
-                    blas::gemm<F>(Op::T, Op::N, nj, H, d.B, F(1), c.dz_h0 + j0, H, h0, H, F(1), dW_hh + j0 * H, H);
-                break;
-            default: {
-                const std::int64_t r0 = rows.begin(p), nr = rows.end(p) - r0;
-                if (nr > 0)
-                    blas::gemm<F>(Op::N, Op::N, nr, I, H, F(1), c.dz + r0 * H, H, W_ih, I,
-                                  c.accumulate_dx ? F(1) : F(0), c.dx + r0 * c.lddx, c.lddx);
-                after_dx(r0, r0 + nr);
-            }
+        if (nj == 0) return;
+        if (task % 2 == 0) {
+            if (c.n > 0)
+                blas::gemm<F>(Op::T, Op::N, nj, I, c.n, F(1), c.dz + j0, H, c.x, c.ldx, F(1), dW_ih + j0 * I, I);
+            if (bias_sum) ew.add_column_sums(c.n, nj, c.dz + j0, H, bias_sum + j0);
+        } else {
+            if (c.n_h > 0)
+                blas::gemm<F>(Op::T, Op::N, nj, H, c.n_h, F(1), c.dz_h + j0, H, c.h_prev, c.ldh, F(1), dW_hh + j0 * H, H);
+            if (c.dz_h0 && h0)
+                blas::gemm<F>(Op::T, Op::N, nj, H, d.B, F(1), c.dz_h0 + j0, H, h0, H, F(1), dW_hh + j0 * H, H);
         }
     }, flop >= 4'000'000);
 }
@@ -171,9 +166,9 @@ std::int64_t rnn_forward_workspace_size(const Dims& d) {
 template <typename F>
 std::int64_t rnn_backward_workspace_size(const Dims& d, bool with_lengths) {
     const std::int64_t chunk_rows = chunk_steps(d) * d.B;
-    // packed W_hh, the bias sum, dz for two chunks; with lengths, a chunk's x, h_prev and dx rows
-    return packed_backward_size<F>(d.H) + d.H + 2 * chunk_rows * d.H +
-           (with_lengths ? chunk_rows * (2 * d.I + d.H) : 0);
+    // packed [W_hh | W_ih], the bias sum, dz for two chunks; with lengths, a chunk's x and h_prev rows
+    return packed_backward_size<F>(d.I, d.H) + d.H + 2 * chunk_rows * d.H +
+           (with_lengths ? chunk_rows * (d.I + d.H) : 0);
 }
 
 template <typename F>
@@ -189,7 +184,7 @@ void rnn_forward(const Dims& d, Activation act, bool reverse,
     const BatchOrder order = sb.order();
     const auto& k = recurrent<F>();
     k.pack_forward(d.I, d.H, W_ih, W_hh, b_ih, b_hh, work);
-    const std::vector<std::int64_t> slices = batch_slices<F>(d, sb);
+    const std::vector<std::int64_t> slices = batch_slices<F>(d, sb, 0, d.T);
     parallel_for(static_cast<int>(slices.size() - 1), [&](int i) {
         k.forward_loop(act, reverse, d.T, order, slices[i], slices[i + 1], d.I, d.H, x, ldx,
                        d.B * ldx, h0, work, h, ldh, d.B * ldh);
@@ -238,14 +233,13 @@ void rnn_backward(const Dims& d, Activation act, bool reverse,
     // thread count set on this OpenBLAS from outside (threadpoolctl, for one).
     if (blas::get_num_threads() != 1) blas::set_num_threads(1);
 
-    // Scratch: packed W_hh | bias sum [H] | dz of two chunks | (ragged) x, h_prev, dx rows of a chunk.
+    // Scratch: packed [W_hh | W_ih] | bias sum [H] | dz of two chunks | (ragged) x, h_prev rows of a chunk.
     const std::int64_t Tc = chunk_steps(d), chunk_rows = Tc * B;
-    k.pack_backward(H, W_hh, work);
-    F* bias_sum = work + packed_backward_size<F>(H);
+    k.pack_backward(I, H, W_ih, W_hh, work);
+    F* bias_sum = work + packed_backward_size<F>(I, H);
     F* dz_buf[2] = {bias_sum + H, bias_sum + H + chunk_rows * H};
     F* xs = dz_buf[1] + chunk_rows * H;  // [chunk_rows, I]
     F* hs = xs + chunk_rows * I;         // [chunk_rows, H]
-    F* dxs = hs + chunk_rows * H;        // [chunk_rows, I]
     for (std::int64_t j = 0; j < H; ++j) bias_sum[j] = F(0);
     if (ragged && !accumulate_dx)  // the gradient into padded inputs is zero
         for (std::int64_t b = 0; b < B; ++b)
@@ -287,17 +281,16 @@ void rnn_backward(const Dims& d, Activation act, bool reverse,
     }
     const GatherRows<F> gather{x, ldx, B * ldx, I, x_rows.data(), h_rows.data()};
 
-    const std::vector<std::int64_t> slices = batch_slices<F>(d, sb);
-    std::vector<std::int64_t> cell(ragged ? static_cast<size_t>(chunk_rows) : 0);  // t * B + b per row
     for (std::int64_t c = chunks - 1; c >= 0; --c) {
         const std::int64_t s_lo = chunk_start[c], s_hi = chunk_start[c + 1];
         // The time loop back through the chunk, batch slices in parallel:
         //   h[t] = act(z[t]),  z[t] = x[t] W_ih^T + b + h_prev W_hh^T
-        //   dz[t] = (dh[t] + dz[next] W_hh) * act'(h[t]);   dh0 = dz[first] W_hh
+        //   dz[t] = (dh[t] + dz[next] W_hh) * act'(h[t]);   dx[t] = dz[t] W_ih;   dh0 = dz[first] W_hh
+        const std::vector<std::int64_t> slices = batch_slices<F>(d, sb, s_lo, s_hi);
         parallel_for(static_cast<int>(slices.size() - 1), [&](int i) {
             k.backward_loop(act, reverse, T, order, slices[i], slices[i + 1], H, h, ldh, B * ldh,
-                            dh, lddh, B * lddh, dh_n, work, dz.data(), s_lo, s_hi, dh0,
-                            ragged ? &gather : nullptr);
+                            dh, lddh, B * lddh, dh_n, work, dz.data(), s_lo, s_hi, dh0, I, dx,
+                            lddx, B * lddx, accumulate_dx, ragged ? &gather : nullptr);
         });
 
         // The chunk's sums. h_prev of a step is the state one step back in loop order (forward
@@ -324,15 +317,11 @@ void rnn_backward(const Dims& d, Activation act, bool reverse,
                 rows.dz_h0 = t1 == T ? dzc + (T - 1 - t0) * B * H : nullptr;
             }
             rows.ldh = ldh;
-            rows.dx = dx + t0 * B * lddx, rows.lddx = lddx, rows.accumulate_dx = accumulate_dx;
-            chunk_gradients<F>(d, rows, h0, W_ih, dW_ih, dW_hh, db_ih ? bias_sum : nullptr,
-                               [](std::int64_t, std::int64_t) {});
+            chunk_gradients<F>(d, rows, h0, dW_ih, dW_hh, db_ih ? bias_sum : nullptr);
             continue;
         }
         // Ragged: the loop gathered the chunk's rows of x and of h_prev past the first step; the
-        // first step's h_prev is h0 (zeros when there is none). dx is scattered back to the
-        // sequences' steps after the GEMM.
-        const std::int64_t n = chunk_n[c];
+        // first step's h_prev is h0 (zeros when there is none).
         if (s_lo == 0)
             for (std::int64_t j = 0; j < B; ++j) {
                 F* out = h_rows[0] + j * H;
@@ -341,25 +330,9 @@ void rnn_backward(const Dims& d, Activation act, bool reverse,
                 else
                     std::fill(out, out + H, F(0));
             }
-        for (std::int64_t s = s_lo; s < s_hi; ++s) {
-            const std::int64_t rows_end = s + 1 < s_hi ? first_row[s + 1] : n;
-            for (std::int64_t j = 0, r = first_row[s]; r < rows_end; ++j, ++r)
-                cell[r] = (reverse ? order.steps[j] - 1 - s : s) * B + order.rows[j];
-        }
-        rows.n = n, rows.dz = dz_buf[c % 2], rows.x = xs, rows.ldx = I;
-        rows.n_h = n, rows.dz_h = dz_buf[c % 2], rows.h_prev = hs, rows.ldh = H;
-        rows.dx = dxs, rows.lddx = I, rows.accumulate_dx = false;
-        chunk_gradients<F>(d, rows, h0, W_ih, dW_ih, dW_hh, db_ih ? bias_sum : nullptr,
-                           [&](std::int64_t r0, std::int64_t r1) {
-                               for (std::int64_t r = r0; r < r1; ++r) {
-                                   F* out = dx + cell[r] * lddx;
-                                   const F* in = dxs + r * I;
-                                   if (accumulate_dx)
-                                       for (std::int64_t i = 0; i < I; ++i) out[i] += in[i];
-                                   else
-                                       std::copy(in, in + I, out);
-                               }
-                           });
+        rows.n = chunk_n[c], rows.dz = dz_buf[c % 2], rows.x = xs, rows.ldx = I;
+        rows.n_h = chunk_n[c], rows.dz_h = dz_buf[c % 2], rows.h_prev = hs, rows.ldh = H;
+        chunk_gradients<F>(d, rows, h0, dW_ih, dW_hh, db_ih ? bias_sum : nullptr);
     }
     if (db_ih)  // summed once, added to both (as torch adds dz.sum(0) to both .grad)
         for (std::int64_t j = 0; j < H; ++j) db_ih[j] += bias_sum[j], db_hh[j] += bias_sum[j];

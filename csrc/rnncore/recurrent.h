@@ -20,14 +20,15 @@ constexpr std::int64_t panel_width() { return 64 / static_cast<std::int64_t>(siz
 template <typename F>
 constexpr std::int64_t panel_count(std::int64_t H) { return (H + panel_width<F>() - 1) / panel_width<F>(); }
 
-// Elements of the packed weights: forward [W_ih | W_hh]^T plus the summed bias; backward W_hh.
+// Elements of the packed weights: forward [W_ih | W_hh]^T plus the summed bias; backward
+// [W_hh | W_ih].
 template <typename F>
 constexpr std::int64_t packed_forward_size(std::int64_t I, std::int64_t H) {
     return panel_count<F>(H) * panel_width<F>() * (I + H + 1);
 }
 template <typename F>
-constexpr std::int64_t packed_backward_size(std::int64_t H) {
-    return panel_count<F>(H) * panel_width<F>() * H;
+constexpr std::int64_t packed_backward_size(std::int64_t I, std::int64_t H) {
+    return (panel_count<F>(H) + panel_count<F>(I)) * panel_width<F>() * H;
 }
 
 // The kernels' order of the batch rows. Loop step s of the sequence at position j is time
@@ -69,8 +70,8 @@ struct RecurrentKernels {
     // packed: packed_forward_size(I, H). Biases both nullptr or both given.
     void (*pack_forward)(std::int64_t I, std::int64_t H, const F* W_ih, const F* W_hh,
                          const F* b_ih, const F* b_hh, F* packed);
-    // packed: packed_backward_size(H).
-    void (*pack_backward)(std::int64_t H, const F* W_hh, F* packed);
+    // packed: packed_backward_size(I, H).
+    void (*pack_backward)(std::int64_t I, std::int64_t H, const F* W_ih, const F* W_hh, F* packed);
 
     // h[t] = act(x[t] W_ih^T + b + h_prev W_hh^T) for the batch rows at positions
     // [begin, end) of `order`, every step of each sequence in loop order.
@@ -84,8 +85,10 @@ struct RecurrentKernels {
 
     // Back through loop steps s = s_hi-1 .. s_lo for the rows at positions [begin, end):
     //   dz(s) = (dh[t] + dz(s+1) W_hh) * act'(h[t])   (dh_n instead of dz(s+1) W_hh at a
-    //   sequence's last step), then dh0 = dz(0) W_hh when s_lo == 0.
+    //   sequence's last step), dx[t] (+)= dz(s) W_ih, then dh0 = dz(0) W_hh when s_lo == 0.
     //   h, dh: [T,B,H]; dh_n: [B,H] (stride H) or null; dh0: [B,H] (stride H), written.
+    //   dx: [T,B,I] (row stride lddx, step stride dx_step), written at the sequences' steps, or
+    //   added to when accumulate_dx.
     //   dz: per loop step s, the rows of dz(s): position j's row at dz[s] + j * H. The pass
     //   reads dz(s_hi-1) of the sequences that continue past s_hi-1 (written by the pass over
     //   the later steps), writes dz(s) for s in [s_lo, s_hi) and, when s_lo > 0, dz(s_lo - 1).
@@ -95,7 +98,8 @@ struct RecurrentKernels {
                           const F* h, std::int64_t ldh, std::int64_t h_step,
                           const F* dh, std::int64_t lddh, std::int64_t dh_step, const F* dh_n,
                           const F* packed, F* const* dz, std::int64_t s_lo, std::int64_t s_hi,
-                          F* dh0, const GatherRows<F>* gather);
+                          F* dh0, std::int64_t I, F* dx, std::int64_t lddx, std::int64_t dx_step,
+                          bool accumulate_dx, const GatherRows<F>* gather);
 
     // One step without packing, for streaming: out[r] = act(x[r] W_ih^T + b + h[r] W_hh^T)
     // for `rows` rows (h nullptr: zero state), as dot products over the rows of W.

@@ -78,8 +78,10 @@ std::int64_t rnn_backward_workspace_size(const Dims& d, bool with_lengths);
 //         db_* are nullptr when the layer has no bias.
 //   work: rnn_backward_workspace_size<F>(d, lengths != nullptr) elements of scratch.
 // The loop runs back through the steps in chunks of about 2048 rows of dL/dz (z the
-// pre-activation), batch slices on get_num_threads() threads; after each chunk the weight, bias
-// and input gradients of its steps are GEMMs over its rows, run as a fixed set of parallel tasks.
+// pre-activation), batch slices on get_num_threads() threads; each step's micro-tiles multiply
+// dL/dz by [W_hh | W_ih] packed once per call, for the previous step's dL/dz and for dx. After
+// each chunk the weight and bias gradients of its steps are GEMMs over its rows, run as a fixed
+// set of parallel tasks.
 // Scratch stays O(max(B, 2048) * (I + H)) whatever T, and results do not depend on the thread
 // count.
 template <typename F>

@@ -263,9 +263,13 @@ void test_recurrent(const RecurrentKernels<F>& k, const Case& c, std::uint64_t s
 
     using P = Problem<F>;
     const std::vector<Mat<F>> ref = pb.backward(rnn_backward_naive<F>, h_ref);
-    Mat<F> dh0 = pb.init[P::DH0];
-    packed.assign(packed_backward_size<F>(d.H), nan<F>);
-    k.pack_backward(d.H, pb.W_hh.p(), packed.data());
+    Mat<F> dh0 = pb.init[P::DH0], dx = pb.init[P::DX];
+    if (!c.accumulate_dx && pb.lens())  // rnn_backward zeroes dx at padded steps, the loop never writes them
+        for (i64 b = 0; b < d.B; ++b)
+            for (i64 t = pb.lengths[b]; t < d.T; ++t)
+                for (i64 i = 0; i < d.I; ++i) dx.p()[(t * d.B + b) * dx.ld + i] = F(0);
+    packed.assign(packed_backward_size<F>(d.I, d.H), nan<F>);
+    k.pack_backward(d.I, d.H, pb.W_ih.p(), pb.W_hh.p(), packed.data());
     // dz of every step in one [T, B, H] block, in two passes over halves of the steps.
     std::vector<F> dz_all(std::max<i64>(d.T * d.B * d.H, 1), nan<F>);
     std::vector<F*> dz(d.T);
@@ -273,8 +277,10 @@ void test_recurrent(const RecurrentKernels<F>& k, const Case& c, std::uint64_t s
     for (const auto& [lo, hi] : {std::pair<i64, i64>{d.T / 2, d.T}, {0, d.T / 2}})
         k.backward_loop(c.act, c.reverse, d.T, order, 0, d.B, d.H, h_ref.p(), h_ref.ld, d.B * h_ref.ld,
                         pb.dh.p(), pb.dh.ld, d.B * pb.dh.ld, c.dh_n ? pb.dh_n.p() : nullptr,
-                        packed.data(), dz.data(), lo, hi, dh0.p(), nullptr);
+                        packed.data(), dz.data(), lo, hi, dh0.p(), d.I, dx.p(), dx.ld, d.B * dx.ld,
+                        c.accumulate_dx, nullptr);
     CHECK_EMPTY(compare("dh0", dh0, ref[P::DH0], pb.init[P::DH0], rtol));
+    CHECK_EMPTY(compare("dx", dx, ref[P::DX], pb.init[P::DX], rtol));
 }
 
 // Every combination of the options, on shapes with T = 1, B = 1, B = 0, T = 0, and one whose
