@@ -14,6 +14,9 @@
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "elementwise_impl.h"
 #include "rnncore/recurrent.h"
@@ -267,6 +270,29 @@ inline void by_height(std::int64_t rows, Tile tile) {
     }
 }
 
+// Zeros in the padded steps t >= length of the positions [begin, end), in a [T,B,width] array
+// (row stride ld, step stride step). These rows are only ever overwritten, so streaming stores
+// skip reading them into the cache first (half the memory traffic of memset).
+template <typename F>
+void zero_padding(std::int64_t T, const BatchOrder& order, std::int64_t begin, std::int64_t end,
+                  std::int64_t width, F* p, std::int64_t ld, std::int64_t step) {
+    if (!order.steps) return;
+    for (std::int64_t j = begin; j < end; ++j)
+        for (std::int64_t t = order.steps[j]; t < T; ++t) {
+            F* row = p + t * step + order.row(j) * ld;
+            std::int64_t i = 0;
+#if defined(__SSE2__)
+            constexpr std::int64_t lanes = 16 / sizeof(F);
+            for (; i < width && reinterpret_cast<std::uintptr_t>(row + i) % 16 != 0; ++i) row[i] = F(0);
+            for (; i + lanes <= width; i += lanes) _mm_stream_si128(reinterpret_cast<__m128i*>(row + i), _mm_setzero_si128());
+#endif
+            for (; i < width; ++i) row[i] = F(0);
+        }
+#if defined(__SSE2__)
+    _mm_sfence();  // streaming stores are weakly ordered: finish them before anyone reads
+#endif
+}
+
 template <typename F>
 void forward_loop(Activation act, bool reverse, std::int64_t T, const BatchOrder& order,
                   std::int64_t begin, std::int64_t end, std::int64_t I, std::int64_t H,
@@ -276,10 +302,7 @@ void forward_loop(Activation act, bool reverse, std::int64_t T, const BatchOrder
     const std::int64_t panels = panel_count<F>(H);
     const F* bias = packed + panels * NR * (I + H);
     if (begin >= end) return;
-    // Padded steps of the output are zeros.
-    for (std::int64_t j = begin; order.steps && j < end; ++j)
-        for (std::int64_t t = order.steps[j]; t < T; ++t)
-            std::memset(h + t * h_step + order.row(j) * ldh, 0, sizeof(F) * H);
+    zero_padding<F>(T, order, begin, end, H, h, ldh, h_step);  // padded steps of the output
     const std::int64_t steps = order.length(begin, T);  // the longest sequence comes first
     std::int64_t running = end;
     TileRows<F> tile[2];
@@ -486,7 +509,8 @@ void step(Activation act, std::int64_t rows, std::int64_t I, std::int64_t H, con
 
 template <typename F>
 RecurrentKernels<F> make_recurrent_kernels(const char* isa) {
-    return {isa, pack_forward<F>, pack_backward<F>, forward_loop<F>, backward_loop<F>, step<F>};
+    return {isa, pack_forward<F>, pack_backward<F>, forward_loop<F>, backward_loop<F>, step<F>,
+            zero_padding<F>};
 }
 
 }  // namespace

@@ -241,10 +241,12 @@ void rnn_backward(const Dims& d, Activation act, bool reverse,
     F* xs = dz_buf[1] + chunk_rows * H;  // [chunk_rows, I]
     F* hs = xs + chunk_rows * I;         // [chunk_rows, H]
     for (std::int64_t j = 0; j < H; ++j) bias_sum[j] = F(0);
-    if (ragged && !accumulate_dx)  // the gradient into padded inputs is zero
-        for (std::int64_t b = 0; b < B; ++b)
-            for (std::int64_t t = lengths[b]; t < T; ++t)
-                for (std::int64_t i = 0; i < I; ++i) dx[(t * B + b) * lddx + i] = F(0);
+    if (ragged && !accumulate_dx) {  // the gradient into padded inputs is zero
+        const std::vector<std::int64_t> slices = batch_slices<F>(d, sb, 0, T);
+        parallel_for(static_cast<int>(slices.size() - 1), [&](int i) {
+            k.zero_padding(T, order, slices[i], slices[i + 1], I, dx, lddx, B * lddx);
+        });
+    }
 
     // The loop steps in chunks of at most chunk_rows rows of dz: chunk c is the steps
     // [chunk_start[c], chunk_start[c + 1]), its dz in dz_buf[c % 2]. Without lengths every chunk

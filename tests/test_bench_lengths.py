@@ -29,8 +29,12 @@ def test_bench_lengths_results_and_table():
         assert r.train_gflops == pytest.approx(3 * flop / r.train_ms / 1e6)
     text = _bench_lengths.format_lengths(results)
     assert text.splitlines()[0].startswith("variable lengths: T12 B5 I3 H4")
-    assert "rnncore lengths / padded time: forward" in text
-    assert f"(sum(lengths)/(B*T) = {lengths.sum() / 60:.2f})" in text
+    ours, padded = results[0], results[1]
+    assert 0 < ours.forward_vs_padded and 0 < ours.train_vs_padded
+    assert padded.forward_vs_padded is None and padded.train_vs_padded is None
+    assert (f"rnncore lengths / padded time (median of paired calls): forward "
+            f"{ours.forward_vs_padded:.3f}, train {ours.train_vs_padded:.3f}") in text
+    assert f"(sum(lengths)/(B*T) = {lengths.sum() / 60:.3f}; target <= " in text
     assert ("torch packed / rnncore lengths time" in text) == with_torch
 
 

@@ -106,6 +106,12 @@ struct RecurrentKernels {
     void (*step)(Activation act, std::int64_t rows, std::int64_t I, std::int64_t H, const F* x,
                  std::int64_t ldx, const F* h, std::int64_t ldh, const F* W_ih, const F* W_hh,
                  const F* b_ih, const F* b_hh, F* out, std::int64_t ldo);
+
+    // Zeros at the padded steps (t >= length) of the positions [begin, end) in p: [T,B,width]
+    // (row stride ld, step stride step). Nothing without lengths.
+    void (*zero_padding)(std::int64_t T, const BatchOrder& order, std::int64_t begin,
+                         std::int64_t end, std::int64_t width, F* p, std::int64_t ld,
+                         std::int64_t step);
 };
 
 // The fastest set this CPU runs.
