@@ -302,7 +302,6 @@ void forward_loop(Activation act, bool reverse, std::int64_t T, const BatchOrder
     const std::int64_t panels = panel_count<F>(H);
     const F* bias = packed + panels * NR * (I + H);
     if (begin >= end) return;
-    zero_padding<F>(T, order, begin, end, H, h, ldh, h_step);  // padded steps of the output
     const std::int64_t steps = order.length(begin, T);  // the longest sequence comes first
     std::int64_t running = end;
     TileRows<F> tile[2];

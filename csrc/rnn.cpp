@@ -156,6 +156,29 @@ void chunk_gradients(const Dims& d, const ChunkRows<F>& c, const F* h0, F* dW_ih
     }, flop >= 4'000'000);
 }
 
+// Zeros at the padded steps (t >= length) of a [T,B,width] array, as parallel ranges of positions
+// with equal numbers of padded rows (the sequences in the loops' batch slices are balanced by
+// their steps, and the short ones would also get all of the padding).
+template <typename F>
+void zero_padded_rows(const Dims& d, const SortedBatch& sb, std::int64_t width, F* p, std::int64_t ld) {
+    const BatchOrder order = sb.order();
+    if (!order.steps) return;
+    const std::int64_t padded = d.T * d.B - sb.total_steps;
+    const int parts = static_cast<int>(
+        std::max<std::int64_t>(1, std::min<std::int64_t>(get_num_threads(), padded * width / 250'000)));
+    std::vector<std::int64_t> bounds{0};
+    for (std::int64_t j = 0, done = 0; j < d.B; ++j) {
+        done += d.T - order.steps[j];
+        if (std::int64_t(bounds.size()) < parts && done * parts >= padded * std::int64_t(bounds.size()))
+            bounds.push_back(j + 1);
+    }
+    bounds.push_back(d.B);
+    const auto& k = recurrent<F>();
+    parallel_for(static_cast<int>(bounds.size() - 1), [&](int i) {
+        k.zero_padding(d.T, order, bounds[i], bounds[i + 1], width, p, ld, d.B * ld);
+    });
+}
+
 }  // namespace
 
 template <typename F>
@@ -184,6 +207,7 @@ void rnn_forward(const Dims& d, Activation act, bool reverse,
     const BatchOrder order = sb.order();
     const auto& k = recurrent<F>();
     k.pack_forward(d.I, d.H, W_ih, W_hh, b_ih, b_hh, work);
+    zero_padded_rows<F>(d, sb, d.H, h, ldh);  // padded steps of the output
     const std::vector<std::int64_t> slices = batch_slices<F>(d, sb, 0, d.T);
     parallel_for(static_cast<int>(slices.size() - 1), [&](int i) {
         k.forward_loop(act, reverse, d.T, order, slices[i], slices[i + 1], d.I, d.H, x, ldx,
@@ -241,12 +265,7 @@ void rnn_backward(const Dims& d, Activation act, bool reverse,
     F* xs = dz_buf[1] + chunk_rows * H;  // [chunk_rows, I]
     F* hs = xs + chunk_rows * I;         // [chunk_rows, H]
     for (std::int64_t j = 0; j < H; ++j) bias_sum[j] = F(0);
-    if (ragged && !accumulate_dx) {  // the gradient into padded inputs is zero
-        const std::vector<std::int64_t> slices = batch_slices<F>(d, sb, 0, T);
-        parallel_for(static_cast<int>(slices.size() - 1), [&](int i) {
-            k.zero_padding(T, order, slices[i], slices[i + 1], I, dx, lddx, B * lddx);
-        });
-    }
+    if (!accumulate_dx) zero_padded_rows<F>(d, sb, I, dx, lddx);  // the gradient into padded inputs
 
     // The loop steps in chunks of at most chunk_rows rows of dz: chunk c is the steps
     // [chunk_start[c], chunk_start[c + 1]), its dz in dz_buf[c % 2]. Without lengths every chunk

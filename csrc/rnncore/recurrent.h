@@ -76,8 +76,8 @@ struct RecurrentKernels {
     // h[t] = act(x[t] W_ih^T + b + h_prev W_hh^T) for the batch rows at positions
     // [begin, end) of `order`, every step of each sequence in loop order.
     //   x: [T,B,I] (row stride ldx, step stride x_step); h0: [B,H] (stride H) or null;
-    //   h: [T,B,H] (row stride ldh, step stride h_step), written; with lengths, its rows past a
-    //   sequence's end are written with zeros.
+    //   h: [T,B,H] (row stride ldh, step stride h_step), written at the sequences' steps (rows
+    //   past a sequence's end are left alone: see zero_padding).
     void (*forward_loop)(Activation act, bool reverse, std::int64_t T, const BatchOrder& order,
                          std::int64_t begin, std::int64_t end, std::int64_t I, std::int64_t H,
                          const F* x, std::int64_t ldx, std::int64_t x_step, const F* h0,

@@ -258,6 +258,7 @@ void test_recurrent(const RecurrentKernels<F>& k, const Case& c, std::uint64_t s
     Mat<F> h = pb.h_init;
     k.forward_loop(c.act, c.reverse, d.T, order, 0, d.B, d.I, d.H, pb.x.p(), pb.x.ld, d.B * pb.x.ld,
                    pb.h0p(), packed.data(), h.p(), h.ld, d.B * h.ld);
+    k.zero_padding(d.T, order, 0, d.B, d.H, h.p(), h.ld, d.B * h.ld);
     const Mat<F> h_ref = pb.forward(rnn_forward_naive<F>);
     CHECK_EMPTY(compare("h", h, h_ref, pb.h_init, rtol));
 

@@ -194,7 +194,9 @@ def bench_lengths(thread_counts, dtype, min_reps: int, budget_s: float, with_tor
             # rnncore lengths against padded in paired calls (the ratio is the target); torch's
             # two, far slower, in blocks.
             ours, padded = impls["rnncore lengths"], impls["rnncore padded"]
-            fwd, train, paired = {}, {}, {}
+            fwd: dict[str, float] = {}
+            train: dict[str, float] = {}
+            paired: dict[str, float] = {}
             for what, times in (("forward", fwd), ("train", train)):
                 times[ours.name], times[padded.name], paired[what] = time_paired(
                     ours, padded, what, min_reps, budget_s)
