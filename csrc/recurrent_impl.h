@@ -85,7 +85,7 @@ void pack_backward(std::int64_t I, std::int64_t H, const F* W_ih, const F* W_hh,
     // [W_hh | W_ih] as panels over its H + I columns: dz @ W_hh (into the previous step), then
     // dz @ W_ih (dx), each padded to whole panels.
     pack_panels<F>(H, H, [&](std::int64_t k, std::int64_t n) { return W_hh[k * H + n]; }, packed);
-    pack_panels<F>(H, I, [&](std::int64_t k, std::int64_t n) { return W_ih[k * I + n]; },
+    if (W_ih) pack_panels<F>(H, I, [&](std::int64_t k, std::int64_t n) { return W_ih[k * I + n]; },
                    packed + panel_count<F>(H) * kNR<F> * H);
 }
 
@@ -224,6 +224,7 @@ void forward_tile(std::int64_t I, std::int64_t Hk, const TileRows<F>& t, const F
 // What a backward tile does with its product g = dz[r] @ panel.
 enum class Epilogue {
     Fused,  // g = dz @ W_hh: out[r] = dz_prev = (dh_prev[r] + g) * act'(h_prev[r])
+    FusedCopy,  // Fused, and h_prev[r] copied to h_copy[r] (GatherRows)
     Dh0,    // g = dz @ W_hh at the first step: out[r] = dh0 = g
     Dx,     // g = dz @ W_ih: dx[r] = g
     DxAdd,  // g = dz @ W_ih: dx[r] += g
@@ -235,17 +236,22 @@ void backward_tile(Activation act, std::int64_t H, const TileRows<F>& t, const F
     Vec<F> acc[ROWS][2];
     for (int r = 0; r < ROWS; ++r) acc[r][0] = acc[r][1] = Vec<F>{};
     accumulate<F, ROWS>(acc, H, t.a, panel);
+    auto fused = [&](auto copy) {
+        emit_tile<F, ROWS>(acc, ncols, [&](int r, int c, Vec<F> g, int n) {
+            const Vec<F> h = load_n(t.h[r] + col + c, n);
+            if constexpr (decltype(copy)::value) store_n(t.h_copy[r] + col + c, h, n);
+            const Vec<F> dh = load_n(t.dh[r] + col + c, n) + g;
+            // forward: h = tanh(z) -> dz = dh * (1 - h^2);  h = relu(z) -> dz = dh * (h > 0)
+            const Vec<F> dz_prev = act == Activation::Tanh ? dh * (splat(F(1)) - h * h)
+                                                           : (h <= splat(F(0)) ? splat(F(0)) : dh);
+            store_n(t.out[r] + col + c, dz_prev, n);
+        });
+    };
     switch (epilogue) {
         case Epilogue::Fused:
-            return emit_tile<F, ROWS>(acc, ncols, [&](int r, int c, Vec<F> g, int n) {
-                const Vec<F> h = load_n(t.h[r] + col + c, n);
-                if (t.h_copy[r]) store_n(t.h_copy[r] + col + c, h, n);
-                const Vec<F> dh = load_n(t.dh[r] + col + c, n) + g;
-                // forward: h = tanh(z) -> dz = dh * (1 - h^2);  h = relu(z) -> dz = dh * (h > 0)
-                const Vec<F> dz_prev = act == Activation::Tanh ? dh * (splat(F(1)) - h * h)
-                                                               : (h <= splat(F(0)) ? splat(F(0)) : dh);
-                store_n(t.out[r] + col + c, dz_prev, n);
-            });
+            return fused(std::false_type{});
+        case Epilogue::FusedCopy:
+            return fused(std::true_type{});
         case Epilogue::Dh0:
             return emit_tile<F, ROWS>(acc, ncols, [&](int r, int c, Vec<F> g, int n) { store_n(t.out[r] + col + c, g, n); });
         case Epilogue::Dx:
@@ -349,7 +355,7 @@ void backward_loop(Activation act, bool reverse, std::int64_t T, const BatchOrde
                    std::int64_t I, F* dx, std::int64_t lddx, std::int64_t dx_step, bool accumulate_dx,
                    const GatherRows<F>* gather) {
     const int NR = kNR<F>;
-    const std::int64_t panels_h = panel_count<F>(H), panels = panels_h + panel_count<F>(I);
+    const std::int64_t panels_h = panel_count<F>(H), panels = panels_h + (dx ? panel_count<F>(I) : 0);
     const Epilogue to_dx = accumulate_dx ? Epilogue::DxAdd : Epilogue::Dx;
     auto time = [&](std::int64_t j, std::int64_t s) { return reverse ? order.length(j, T) - 1 - s : s; };
     std::int64_t running = order.running_end(begin, end, s_hi, T);  // rows past s_hi - 1
@@ -367,14 +373,14 @@ void backward_loop(Activation act, bool reverse, std::int64_t T, const BatchOrde
         // dz(s) @ W_hh into the previous step's dz (fused), or into dh0 after the first step;
         // dz(s) @ W_ih into dx.
         const bool fused = s > 0;
-        const Epilogue to_h = fused ? Epilogue::Fused : Epilogue::Dh0;
+        const Epilogue to_h = !fused ? Epilogue::Dh0 : gather ? Epilogue::FusedCopy : Epilogue::Fused;
         // A tile's rows: dz(s) in, h and dh of step s - 1 for the epilogue; with gather, x of
         // step s to copy.
         auto rows_of = [&](std::int64_t r0, std::int64_t n, TileRows<F>& t) {
             for (std::int64_t r = 0; r < n; ++r) {
                 const std::int64_t j = r0 + r, b = order.row(j);
                 t.a[r] = dz[s] + j * H;
-                t.dx[r] = dx + time(j, s) * dx_step + b * lddx;
+                t.dx[r] = dx ? dx + time(j, s) * dx_step + b * lddx : nullptr;
                 t.a2[r] = gather ? gather->x + time(j, s) * gather->x_step + b * gather->ldx : nullptr;
                 if (fused) {
                     const std::int64_t tp = time(j, s - 1);

@@ -124,34 +124,45 @@ struct ChunkRows {
     const F* h_prev = nullptr;                              // [n_h, H] row stride ldh
     std::int64_t ldh = 0;
     const F* dz_h0 = nullptr;                               // [B, H] rows whose h_prev is h0, or null
+    F* dx = nullptr;                                        // [n, I] row stride lddx, or null
+    std::int64_t lddx = 0;
+    bool accumulate_dx = false;
 };
 
 // One chunk's share of the sums over all steps:
-//   dW_ih += dz^T x;  dW_hh += dz^T h_prev;  bias_sum += sum dz
-// as 2 * parts independent tasks (row ranges of each output). `parts` and the chunks are a
+//   dW_ih += dz^T x;  dW_hh += dz^T h_prev;  bias_sum += sum dz;  dx (+)= dz W_ih (when c.dx)
+// as 3 * parts independent tasks (row ranges of each output). `parts` and the chunks are a
 // function of the problem only, never of the thread count: the threads only decide who runs which
 // task, so the sums come out bit for bit the same on any number of threads.
 template <typename F>
-void chunk_gradients(const Dims& d, const ChunkRows<F>& c, const F* h0, F* dW_ih, F* dW_hh,
-                     F* bias_sum) {
+void chunk_gradients(const Dims& d, const ChunkRows<F>& c, const F* h0, const F* W_ih, F* dW_ih,
+                     F* dW_hh, F* bias_sum) {
     const std::int64_t H = d.H, I = d.I;
-    const std::int64_t flop = 2 * c.n * H * (I + H);
+    const std::int64_t flop = 2 * c.n * H * ((c.dx ? 2 : 1) * I + H);
     const int parts = flop >= 4'000'000 ? 2 : 1;
-    const Split cols{H, parts, 1};
+    const Split cols{H, parts, 1}, rows{c.n, parts, 1};
     const auto& ew = elementwise<F>();
-    parallel_for(2 * parts, [&](int task) {
-        const int p = task / 2;
+    parallel_for(3 * parts, [&](int task) {
+        const int p = task / 3;
         const std::int64_t j0 = cols.begin(p), nj = cols.end(p) - j0;
-        if (nj == 0) return;
-        if (task % 2 == 0) {
-            if (c.n > 0)
-                blas::gemm<F>(Op::T, Op::N, nj, I, c.n, F(1), c.dz + j0, H, c.x, c.ldx, F(1), dW_ih + j0 * I, I);
-            if (bias_sum) ew.add_column_sums(c.n, nj, c.dz + j0, H, bias_sum + j0);
-        } else {
-            if (c.n_h > 0)
-                blas::gemm<F>(Op::T, Op::N, nj, H, c.n_h, F(1), c.dz_h + j0, H, c.h_prev, c.ldh, F(1), dW_hh + j0 * H, H);
-            if (c.dz_h0 && h0)
-                blas::gemm<F>(Op::T, Op::N, nj, H, d.B, F(1), c.dz_h0 + j0, H, h0, H, F(1), dW_hh + j0 * H, H);
+        switch (task % 3) {
+            case 0:
+                if (nj > 0 && c.n > 0)
+                    blas::gemm<F>(Op::T, Op::N, nj, I, c.n, F(1), c.dz + j0, H, c.x, c.ldx, F(1), dW_ih + j0 * I, I);
+                if (bias_sum && nj > 0) ew.add_column_sums(c.n, nj, c.dz + j0, H, bias_sum + j0);
+                break;
+            case 1:
+                if (nj > 0 && c.n_h > 0)
+                    blas::gemm<F>(Op::T, Op::N, nj, H, c.n_h, F(1), c.dz_h + j0, H, c.h_prev, c.ldh, F(1), dW_hh + j0 * H, H);
+                if (nj > 0 && c.dz_h0 && h0)
+                    blas::gemm<F>(Op::T, Op::N, nj, H, d.B, F(1), c.dz_h0 + j0, H, h0, H, F(1), dW_hh + j0 * H, H);
+                break;
+            default: {
+                const std::int64_t r0 = rows.begin(p), nr = rows.end(p) - r0;
+                if (c.dx && nr > 0)
+                    blas::gemm<F>(Op::N, Op::N, nr, I, H, F(1), c.dz + r0 * H, H, W_ih, I,
+                                  c.accumulate_dx ? F(1) : F(0), c.dx + r0 * c.lddx, c.lddx);
+            }
         }
     }, flop >= 4'000'000);
 }
@@ -259,7 +270,7 @@ void rnn_backward(const Dims& d, Activation act, bool reverse,
 
     // Scratch: packed [W_hh | W_ih] | bias sum [H] | dz of two chunks | (ragged) x, h_prev rows of a chunk.
     const std::int64_t Tc = chunk_steps(d), chunk_rows = Tc * B;
-    k.pack_backward(I, H, W_ih, W_hh, work);
+    k.pack_backward(I, H, ragged ? W_ih : nullptr, W_hh, work);
     F* bias_sum = work + packed_backward_size<F>(I, H);
     F* dz_buf[2] = {bias_sum + H, bias_sum + H + chunk_rows * H};
     F* xs = dz_buf[1] + chunk_rows * H;  // [chunk_rows, I]
@@ -306,12 +317,15 @@ void rnn_backward(const Dims& d, Activation act, bool reverse,
         const std::int64_t s_lo = chunk_start[c], s_hi = chunk_start[c + 1];
         // The time loop back through the chunk, batch slices in parallel:
         //   h[t] = act(z[t]),  z[t] = x[t] W_ih^T + b + h_prev W_hh^T
-        //   dz[t] = (dh[t] + dz[next] W_hh) * act'(h[t]);   dx[t] = dz[t] W_ih;   dh0 = dz[first] W_hh
+        //   dz[t] = (dh[t] + dz[next] W_hh) * act'(h[t]);   dh0 = dz[first] W_hh
+        // and, with lengths, dx[t] = dz[t] W_ih straight into the sequences' rows of dx (without,
+        // dx is one GEMM per chunk below, where OpenBLAS is a little faster).
         const std::vector<std::int64_t> slices = batch_slices<F>(d, sb, s_lo, s_hi);
         parallel_for(static_cast<int>(slices.size() - 1), [&](int i) {
             k.backward_loop(act, reverse, T, order, slices[i], slices[i + 1], H, h, ldh, B * ldh,
-                            dh, lddh, B * lddh, dh_n, work, dz.data(), s_lo, s_hi, dh0, I, dx,
-                            lddx, B * lddx, accumulate_dx, ragged ? &gather : nullptr);
+                            dh, lddh, B * lddh, dh_n, work, dz.data(), s_lo, s_hi, dh0, I,
+                            ragged ? dx : nullptr, lddx, B * lddx, accumulate_dx,
+                            ragged ? &gather : nullptr);
         });
 
         // The chunk's sums. h_prev of a step is the state one step back in loop order (forward
@@ -338,7 +352,8 @@ void rnn_backward(const Dims& d, Activation act, bool reverse,
                 rows.dz_h0 = t1 == T ? dzc + (T - 1 - t0) * B * H : nullptr;
             }
             rows.ldh = ldh;
-            chunk_gradients<F>(d, rows, h0, dW_ih, dW_hh, db_ih ? bias_sum : nullptr);
+            rows.dx = dx + t0 * B * lddx, rows.lddx = lddx, rows.accumulate_dx = accumulate_dx;
+            chunk_gradients<F>(d, rows, h0, W_ih, dW_ih, dW_hh, db_ih ? bias_sum : nullptr);
             continue;
         }
         // Ragged: the loop gathered the chunk's rows of x and of h_prev past the first step; the
@@ -353,7 +368,7 @@ void rnn_backward(const Dims& d, Activation act, bool reverse,
             }
         rows.n = chunk_n[c], rows.dz = dz_buf[c % 2], rows.x = xs, rows.ldx = I;
         rows.n_h = chunk_n[c], rows.dz_h = dz_buf[c % 2], rows.h_prev = hs, rows.ldh = H;
-        chunk_gradients<F>(d, rows, h0, dW_ih, dW_hh, db_ih ? bias_sum : nullptr);
+        chunk_gradients<F>(d, rows, h0, W_ih, dW_ih, dW_hh, db_ih ? bias_sum : nullptr);
     }
     if (db_ih)  // summed once, added to both (as torch adds dz.sum(0) to both .grad)
         for (std::int64_t j = 0; j < H; ++j) db_ih[j] += bias_sum[j], db_hh[j] += bias_sum[j];

@@ -70,7 +70,7 @@ struct RecurrentKernels {
     // packed: packed_forward_size(I, H). Biases both nullptr or both given.
     void (*pack_forward)(std::int64_t I, std::int64_t H, const F* W_ih, const F* W_hh,
                          const F* b_ih, const F* b_hh, F* packed);
-    // packed: packed_backward_size(I, H).
+    // packed: packed_backward_size(I, H). W_ih may be null when backward_loop gets no dx.
     void (*pack_backward)(std::int64_t I, std::int64_t H, const F* W_ih, const F* W_hh, F* packed);
 
     // h[t] = act(x[t] W_ih^T + b + h_prev W_hh^T) for the batch rows at positions
@@ -85,10 +85,11 @@ struct RecurrentKernels {
 
     // Back through loop steps s = s_hi-1 .. s_lo for the rows at positions [begin, end):
     //   dz(s) = (dh[t] + dz(s+1) W_hh) * act'(h[t])   (dh_n instead of dz(s+1) W_hh at a
-    //   sequence's last step), dx[t] (+)= dz(s) W_ih, then dh0 = dz(0) W_hh when s_lo == 0.
+    //   sequence's last step), dx[t] (+)= dz(s) W_ih (unless dx is null), then dh0 = dz(0) W_hh
+    //   when s_lo == 0.
     //   h, dh: [T,B,H]; dh_n: [B,H] (stride H) or null; dh0: [B,H] (stride H), written.
     //   dx: [T,B,I] (row stride lddx, step stride dx_step), written at the sequences' steps, or
-    //   added to when accumulate_dx.
+    //   added to when accumulate_dx; or null (the caller makes dx).
     //   dz: per loop step s, the rows of dz(s): position j's row at dz[s] + j * H. The pass
     //   reads dz(s_hi-1) of the sequences that continue past s_hi-1 (written by the pass over
     //   the later steps), writes dz(s) for s in [s_lo, s_hi) and, when s_lo > 0, dz(s_lo - 1).
