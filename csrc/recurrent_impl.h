@@ -277,8 +277,8 @@ inline void by_height(std::int64_t rows, Tile tile) {
 }
 
 // Zeros in the padded steps t >= length of the positions [begin, end), in a [T,B,width] array
-// (row stride ld, step stride step). These rows are only ever overwritten, so streaming stores
-// skip reading them into the cache first (half the memory traffic of memset).
+// (row stride ld, step stride step). Nothing reads these rows here, so streaming stores write
+// them without first reading each line into the cache as memset's stores do.
 template <typename F>
 void zero_padding(std::int64_t T, const BatchOrder& order, std::int64_t begin, std::int64_t end,
                   std::int64_t width, F* p, std::int64_t ld, std::int64_t step) {
