@@ -263,6 +263,15 @@ void backward_tile(Activation act, std::int64_t H, const TileRows<F>& t, const F
     }
 }
 
+// The heights of the next tiles of a step with `left` rows still to do: a full tile (or what is
+// left), and when fewer than kMR rows would remain after it, those too as a partial tile that
+// runs panel by panel with it (n[1] = 0 otherwise). Alone, a partial tile of a row or two would
+// stream all the packed weights from L3.
+inline void tile_heights(std::int64_t left, std::int64_t (&n)[2]) {
+    n[0] = left < kMR ? left : kMR;
+    n[1] = left - n[0] < kMR ? left - n[0] : 0;
+}
+
 // Calls tile(std::integral_constant<int, ROWS>) for the tile height `rows` (1..kMR).
 template <typename Tile>
 inline void by_height(std::int64_t rows, Tile tile) {
@@ -325,23 +334,19 @@ void forward_loop(Activation act, bool reverse, std::int64_t T, const BatchOrder
             }
         };
         for (std::int64_t r0 = begin; r0 < running;) {  // a tile's rows stay in L1
-            // A partial tile at the end (fewer than kMR rows) runs panel by panel right after
-            // the full tile before it, while the panel is in L1: on its own it would stream all
-            // the packed weights from L3 for a row or two.
-            const std::int64_t n = running - r0 < kMR ? running - r0 : kMR;
-            const std::int64_t rest = running - r0 - n, n2 = rest < kMR ? rest : 0;
-            rows_of(r0, n, tile[0]);
-            rows_of(r0 + n, n2, tile[1]);
+            std::int64_t n[2];
+            tile_heights(running - r0, n);
+            rows_of(r0, n[0], tile[0]);
+            rows_of(r0 + n[0], n[1], tile[1]);
             for (std::int64_t p = 0; p < panels; ++p) {
                 const F* panel = packed + p * NR * (I + H);
                 const int ncols = static_cast<int>(H - p * NR < NR ? H - p * NR : NR);
-                by_height(n, [&](auto R) { forward_tile<F, decltype(R)::value>(I, Hk, tile[0], panel, bias + p * NR, p * NR, ncols); });
-                if (n2)
-                    by_height(n2, [&](auto R) { forward_tile<F, decltype(R)::value>(I, Hk, tile[1], panel, bias + p * NR, p * NR, ncols); });
+                for (int i = 0; i < 2 && n[i]; ++i)
+                    by_height(n[i], [&](auto R) { forward_tile<F, decltype(R)::value>(I, Hk, tile[i], panel, bias + p * NR, p * NR, ncols); });
             }
-            for (std::int64_t r = 0; r < n + n2; ++r)  // still in cache
+            for (std::int64_t r = 0; r < n[0] + n[1]; ++r)  // still in cache
                 activate<F>(act, 1, H, tile[r / kMR].out[r % kMR], H);
-            r0 += n + n2;
+            r0 += n[0] + n[1];
         }
     }
 }
@@ -393,13 +398,10 @@ void backward_loop(Activation act, bool reverse, std::int64_t T, const BatchOrde
                 }
             }
         };
-        // Tiles of kMR rows; a partial tile at the end runs panel by panel with the full tile
-        // before it (see forward_loop). The rows of the next tiles are prefetched while these
-        // compute: x, h and dh come from memory (they are far larger than the caches).
+        // Tiles as in forward_loop (tile_heights). The rows of the next tiles are prefetched
+        // while these compute: x, h and dh come from memory (they are far larger than the caches).
         auto tiles_at = [&](std::int64_t r0, std::int64_t (&n)[2], TileRows<F> (&t)[2]) {
-            n[0] = running - r0 < kMR ? running - r0 : kMR;
-            const std::int64_t rest = running - r0 - n[0];
-            n[1] = rest < kMR ? rest : 0;
+            tile_heights(running - r0, n);
             rows_of(r0, n[0], t[0]);
             rows_of(r0 + n[0], n[1], t[1]);
         };

@@ -200,8 +200,9 @@ std::int64_t rnn_forward_workspace_size(const Dims& d) {
 template <typename F>
 std::int64_t rnn_backward_workspace_size(const Dims& d, bool with_lengths) {
     const std::int64_t chunk_rows = chunk_steps(d) * d.B;
-    // packed [W_hh | W_ih], the bias sum, dz for two chunks; with lengths, a chunk's x and h_prev rows
-    return packed_backward_size<F>(d.I, d.H) + d.H + 2 * chunk_rows * d.H +
+    // packed W_hh (with lengths, [W_hh | W_ih]), the bias sum, dz for two chunks; with lengths, a
+    // chunk's x and h_prev rows
+    return packed_backward_size<F>(with_lengths ? d.I : 0, d.H) + d.H + 2 * chunk_rows * d.H +
            (with_lengths ? chunk_rows * (d.I + d.H) : 0);
 }
 
@@ -271,7 +272,7 @@ void rnn_backward(const Dims& d, Activation act, bool reverse,
     // Scratch: packed [W_hh | W_ih] | bias sum [H] | dz of two chunks | (ragged) x, h_prev rows of a chunk.
     const std::int64_t Tc = chunk_steps(d), chunk_rows = Tc * B;
     k.pack_backward(I, H, ragged ? W_ih : nullptr, W_hh, work);
-    F* bias_sum = work + packed_backward_size<F>(I, H);
+    F* bias_sum = work + packed_backward_size<F>(ragged ? I : 0, H);
     F* dz_buf[2] = {bias_sum + H, bias_sum + H + chunk_rows * H};
     F* xs = dz_buf[1] + chunk_rows * H;  // [chunk_rows, I]
     F* hs = xs + chunk_rows * I;         // [chunk_rows, H]

@@ -83,3 +83,17 @@ def test_cli_flag_and_json(tmp_path, capsys, monkeypatch):
     data = json.loads(path.read_text())
     assert [r["impl"] for r in data["lengths"]] == ["rnncore lengths", "rnncore padded"]
     assert data["results"] == [] and data["lengths"][0]["valid_fraction"] > 0
+
+
+def test_wrong_lengths_gradient_is_caught_without_torch():
+    problem = _bench_lengths.make_problem(**TINY, dtype=np.float32)
+
+    class WrongGradient(_bench_lengths.RncoreLengths):
+        def train(self):
+            dx, dw_hh = super().train()
+            return dx, dw_hh * 1.05
+
+    impls = {"rnncore lengths": WrongGradient(*problem),
+             "rnncore padded": _bench_lengths.RncorePadded(*problem)}
+    with pytest.raises(AssertionError, match="grad_w_hh disagrees with rnncore padded"):
+        _bench_lengths.check_agreement(impls, problem[2], np.float32)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 import rnncore
 from fuzz_helpers import (NON_REAL_DTYPES, REAL_DTYPES, examples, lay_out, layouts_for,
                           reference_head, rnn_cases, values_as)
-from helpers import assert_results_close, make_data, run_reference, run_rnncore
+from helpers import TOLERANCES, assert_results_close, make_data, run_reference, run_rnncore
 from reference import reference_rnn
 
 NAMES = ("x", "h0", "grad_output", "grad_h_n")
@@ -125,8 +125,8 @@ def test_step_agrees_with_forward(case, data):
             h = np.asarray(h, case["dtype"])
             h = lay_out(h, data.draw(st.sampled_from(layouts_for(h)), label="h layout"))
         y, h = rnn.step(x_t, h)
-        np.testing.assert_allclose(y, output[t], rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(h, h_n, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(y, output[t], **TOLERANCES[np.dtype(case["dtype"])])
+    np.testing.assert_allclose(h, h_n, **TOLERANCES[np.dtype(case["dtype"])])
 
 
 # --- invalid input -------------------------------------------------------------------------------

@@ -70,7 +70,8 @@ struct RecurrentKernels {
     // packed: packed_forward_size(I, H). Biases both nullptr or both given.
     void (*pack_forward)(std::int64_t I, std::int64_t H, const F* W_ih, const F* W_hh,
                          const F* b_ih, const F* b_hh, F* packed);
-    // packed: packed_backward_size(I, H). W_ih may be null when backward_loop gets no dx.
+    // packed: packed_backward_size(I, H); W_ih may be null when backward_loop gets no dx, and
+    // then packed_backward_size(0, H) is enough.
     void (*pack_backward)(std::int64_t I, std::int64_t H, const F* W_ih, const F* W_hh, F* packed);
 
     // h[t] = act(x[t] W_ih^T + b + h_prev W_hh^T) for the batch rows at positions

@@ -4,7 +4,9 @@ shape, and the implementations timed on it (rnncore, a numpy loop, torch.nn.RNN)
 
 from __future__ import annotations
 
+import statistics
 import sys
+import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +55,49 @@ class Case:
         if self.layers > 1 or self.bidirectional:
             extra = f" L{self.layers}" + (" bi" if self.bidirectional else "")
         return f"{self.name} T{self.T} B{self.B} I{self.I} H{self.H}{extra}"
+
+
+@dataclass
+class Timing:
+    """One implementation's medians at one thread count (the benchmarks' results extend it)."""
+    case: str
+    impl: str
+    threads: int
+    dtype: str
+    forward_ms: float
+    train_ms: float
+    forward_gflops: float
+    train_gflops: float
+
+
+ROUNDS = 3  # blocks of calls per implementation, in turn
+QUIET_S = 0.3  # pause before each block: longer than BLAS/OpenMP workers spin after a call
+
+
+def time_calls(impls, what: str, min_reps: int, budget_s: float) -> dict:
+    """Median seconds per call of each impl's `what`.
+
+    Implementations take turns in blocks of calls (ROUNDS blocks each), so slow drift of a shared
+    machine hits them alike; each block starts after a pause, so that the worker threads another
+    implementation left spinning (OpenBLAS, OpenMP) have gone to sleep and take no core from it.
+    """
+    times: dict[str, list[float]] = {impl.name: [] for impl in impls}
+    block_budget = budget_s / ROUNDS
+    for _ in range(ROUNDS):
+        for impl in impls:
+            fn = getattr(impl, what)
+            time.sleep(QUIET_S)
+            fn()  # warm-up: caches, pages, thread pools
+            start = time.perf_counter()
+            calls = 0
+            while calls < -(-min_reps // ROUNDS) or time.perf_counter() - start < block_budget:
+                t0 = time.perf_counter()
+                fn()
+                times[impl.name].append(time.perf_counter() - t0)
+                calls += 1
+                if calls >= 10 * min_reps and time.perf_counter() - start > block_budget / 4:
+                    break
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def parse_case(text: str) -> Case:

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._bench_cases import limited_threads
+from ._bench_cases import QUIET_S, ROUNDS, Timing, limited_threads, time_calls
+from .lengths import length_mask
 from .rnn import RNN
 
 CASE = dict(T=200, B=64, I=256, H=256, low=10, high=200, seed=0)
@@ -33,15 +34,7 @@ PAIRS = 30  # paired calls at least, more than the other timings take: this rati
 
 
 @dataclass
-class LengthsResult:
-    case: str
-    impl: str
-    threads: int
-    dtype: str
-    forward_ms: float
-    train_ms: float
-    forward_gflops: float  # valid steps only
-    train_gflops: float
+class LengthsResult(Timing):  # GFLOP/s count the valid steps only
     valid_fraction: float  # sum(lengths) / (B*T)
     # rnncore lengths only: median over paired calls of its time / rnncore padded's
     forward_vs_padded: float | None = None
@@ -55,7 +48,7 @@ def make_problem(T, B, I, H, low, high, seed, dtype):
     rng = np.random.default_rng(seed)
     lengths = rng.integers(low, high + 1, B)
     x = rng.standard_normal((T, B, I)).astype(dtype)
-    x[np.arange(T)[:, None] >= lengths[None, :]] = 0
+    x[~length_mask(lengths, T)] = 0
     grad = rng.standard_normal((T, B, H)).astype(dtype)
     return rnn, x, lengths, grad
 
@@ -141,14 +134,23 @@ def check_agreement(impls: dict, lengths: np.ndarray, dtype) -> None:
             for g, w, what in zip(got[other], got[ref], ("forward", "grad_x", "grad_w_hh")):
                 np.testing.assert_allclose(g, w, rtol=rtol, atol=atol * max(1.0, np.abs(w).max()),
                                            err_msg=f"lengths: {other} {what} disagrees with {ref}")
-    # Torch or not: one forward direction gives the padded run's outputs on the valid steps, 0 after.
-    valid = np.arange(len(got["rnncore lengths"][0]))[:, None] < lengths[None, :]
-    np.testing.assert_allclose(got["rnncore lengths"][0][valid], got["rnncore padded"][0][valid],
+    # Torch or not: one forward direction gives the padded run's outputs on the valid steps, 0 after,
+    # and the padded run's gradients when the output gradient is 0 at the padded steps (nothing
+    # then flows back from them).
+    ours = got["rnncore lengths"]
+    valid = length_mask(lengths, len(ours[0]))
+    np.testing.assert_allclose(ours[0][valid], got["rnncore padded"][0][valid],
                                rtol=rtol, atol=atol,
                                err_msg="lengths: rnncore lengths forward disagrees with rnncore "
                                        "padded on the valid steps")
-    if np.any(got["rnncore lengths"][0][~valid] != 0):
+    if np.any(ours[0][~valid] != 0):
         raise AssertionError("lengths: rnncore lengths forward is not 0 at padded steps")
+    padded = impls["rnncore padded"]
+    masked = RncorePadded(padded.rnn, padded.x, lengths, padded.grad * valid[..., None])
+    for g, w, what in zip(ours[1:], masked.train(), ("grad_x", "grad_w_hh")):
+        np.testing.assert_allclose(g, w, rtol=rtol, atol=atol * max(1.0, np.abs(w).max()),
+                                   err_msg=f"lengths: rnncore lengths {what} disagrees with "
+                                           "rnncore padded under a masked output gradient")
 
 
 def time_paired(a, b, what: str, min_reps: int, budget_s: float) -> tuple:
@@ -158,8 +160,6 @@ def time_paired(a, b, what: str, min_reps: int, budget_s: float) -> tuple:
     ratio compares calls a fraction of a second apart: the drift of a shared machine, which moves
     whole blocks by 10-30% here, cancels out of it.
     """
-    from .benchmark import QUIET_S, ROUNDS
-
     fa, fb = getattr(a, what), getattr(b, what)
     min_reps = max(min_reps, PAIRS)
     ta: list[float] = []
@@ -181,8 +181,6 @@ def time_paired(a, b, what: str, min_reps: int, budget_s: float) -> tuple:
 def bench_lengths(thread_counts, dtype, min_reps: int, budget_s: float, with_torch: bool, *,
                   T: int, B: int, I: int, H: int, low: int, high: int, seed: int) -> list:
     """Check, then time each implementation at each thread count; the case is CASE's keys."""
-    from .benchmark import time_calls  # benchmark imports this module
-
     rnn, x, lengths, grad = make_problem(T, B, I, H, low, high, seed, dtype)
     classes = [RncoreLengths, RncorePadded] + ([TorchPacked, TorchPadded] if with_torch else [])
     impls = {cls.name: cls(rnn, x, lengths, grad) for cls in classes}
@@ -199,11 +197,11 @@ def bench_lengths(thread_counts, dtype, min_reps: int, budget_s: float, with_tor
             fwd: dict[str, float] = {}
             train: dict[str, float] = {}
             paired: dict[str, float] = {}
+            others = [impl for impl in impls.values() if impl not in (ours, padded)]
             for what, times in (("forward", fwd), ("train", train)):
                 times[ours.name], times[padded.name], paired[what] = time_paired(
                     ours, padded, what, min_reps, budget_s)
-                others = [impl for impl in impls.values() if impl not in (ours, padded)]
-                times.update(time_calls(others, what, min_reps, budget_s) if others else {})
+                times.update(time_calls(others, what, min_reps, budget_s))
         for name in impls:
             ratios = (paired["forward"], paired["train"]) if name == ours.name else (None, None)
             results.append(LengthsResult(label, name, n, np.dtype(dtype).name, fwd[name] * 1e3,

@@ -22,22 +22,14 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from . import _bench_lengths, _bench_memory, _bench_plot, _bench_stream
-from ._bench_cases import (IMPLS, SHAPES, Case, impl_names, limited_threads, make_problem,
-                           parse_case, torch_available)
+from ._bench_cases import (IMPLS, SHAPES, Case, Timing, impl_names, limited_threads,
+                           make_problem, parse_case, time_calls, torch_available)
 
 __all__ = ["SHAPES", "Case", "Result", "add_arguments", "bench_case", "check_agreement", "run"]
 
 
 @dataclass
-class Result:
-    case: str
-    impl: str
-    threads: int
-    dtype: str
-    forward_ms: float
-    train_ms: float
-    forward_gflops: float
-    train_gflops: float
+class Result(Timing):
     ratios: dict = field(default_factory=dict)  # "torch_forward": t_torch / t_rnncore, ...
     train_extra_mb: float | None = None  # peak memory a training step adds (--memory)
 
@@ -69,34 +61,6 @@ def check_agreement(impls, dtype) -> None:
                                        err_msg=f"{impl.name} {what} disagrees with rnncore")
 
 
-ROUNDS = 3  # blocks of calls per implementation, in turn
-QUIET_S = 0.3  # pause before each block: longer than BLAS/OpenMP workers spin after a call
-
-
-def time_calls(impls, what: str, min_reps: int, budget_s: float) -> dict:
-    """Median seconds per call of each impl's `what`.
-
-    Implementations take turns in blocks of calls (ROUNDS blocks each), so slow drift of a shared
-    machine hits them alike; each block starts after a pause, so that the worker threads another
-    implementation left spinning (OpenBLAS, OpenMP) have gone to sleep and take no core from it.
-    """
-    times: dict[str, list[float]] = {impl.name: [] for impl in impls}
-    block_budget = budget_s / ROUNDS
-    for _ in range(ROUNDS):
-        for impl in impls:
-            fn = getattr(impl, what)
-            time.sleep(QUIET_S)
-            fn()  # warm-up: caches, pages, thread pools
-            start = time.perf_counter()
-            calls = 0
-            while calls < -(-min_reps // ROUNDS) or time.perf_counter() - start < block_budget:
-                t0 = time.perf_counter()
-                fn()
-                times[impl.name].append(time.perf_counter() - t0)
-                calls += 1
-                if calls >= 10 * min_reps and time.perf_counter() - start > block_budget / 4:
-                    break
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def bench_case(case: Case, n_threads: int, dtype, min_reps: int, budget_s: float, with_torch: bool,
