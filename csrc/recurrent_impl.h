@@ -159,9 +159,10 @@ inline const F* accumulate(Vec<F> (&acc)[ROWS][2], std::int64_t K, const F* cons
 }
 
 // Write a tile's ncols <= kNR columns through `emit(row, col0, lanes-vector)`; partial panels
-// go through a small buffer.
+// go through a small buffer. Inlining is forced (here and on backward_tile's epilogue): GCC left
+// the fused epilogue out of line, a call per vector, and the lengths backward took ~5% longer.
 template <typename F, int ROWS, typename Emit>
-inline void emit_tile(Vec<F> (&acc)[ROWS][2], int ncols, Emit emit) {
+__attribute__((always_inline)) inline void emit_tile(Vec<F> (&acc)[ROWS][2], int ncols, Emit emit) {
     for (int r = 0; r < ROWS; ++r) {
         if (ncols == kNR<F>) {
             emit(r, 0, acc[r][0], kLanes<F>);
@@ -236,8 +237,8 @@ void backward_tile(Activation act, std::int64_t H, const TileRows<F>& t, const F
     Vec<F> acc[ROWS][2];
     for (int r = 0; r < ROWS; ++r) acc[r][0] = acc[r][1] = Vec<F>{};
     accumulate<F, ROWS>(acc, H, t.a, panel);
-    auto fused = [&](auto copy) {
-        emit_tile<F, ROWS>(acc, ncols, [&](int r, int c, Vec<F> g, int n) {
+    auto fused = [&](auto copy) __attribute__((always_inline)) {
+        emit_tile<F, ROWS>(acc, ncols, [&](int r, int c, Vec<F> g, int n) __attribute__((always_inline)) {
             const Vec<F> h = load_n(t.h[r] + col + c, n);
             if constexpr (decltype(copy)::value) store_n(t.h_copy[r] + col + c, h, n);
             const Vec<F> dh = load_n(t.dh[r] + col + c, n) + g;
@@ -398,8 +399,9 @@ void backward_loop(Activation act, bool reverse, std::int64_t T, const BatchOrde
                 }
             }
         };
-        // Tiles as in forward_loop (tile_heights). The rows of the next tiles are prefetched
-        // while these compute: x, h and dh come from memory (they are far larger than the caches).
+        // Tiles as in forward_loop (tile_heights). The rows of the next tiles (after the last of
+        // a step, the next step's first) are prefetched while these compute: x, h and dh come
+        // from memory (they are far larger than the caches).
         auto tiles_at = [&](std::int64_t r0, std::int64_t (&n)[2], TileRows<F> (&t)[2]) {
             tile_heights(running - r0, n);
             rows_of(r0, n[0], t[0]);
@@ -417,6 +419,18 @@ void backward_loop(Activation act, bool reverse, std::int64_t T, const BatchOrde
                     if (fused) prefetch_row(next[i].dh[r], H), prefetch_row(next[i].h[r], H);
                     if (gather) prefetch_row(next[i].a2[r], gather->I);
                 }
+            if (r1 >= running && s > s_lo) {  // the last tiles of step s: the next step's first
+                std::int64_t m[2];
+                tile_heights(order.running_end(begin, end, s - 1, T) - begin, m);
+                for (std::int64_t j = begin; j < begin + m[0] + m[1]; ++j) {
+                    const std::int64_t b = order.row(j);
+                    if (s - 1 > 0) {
+                        const std::int64_t tp = time(j, s - 2);
+                        prefetch_row(dh + tp * dh_step + b * lddh, H), prefetch_row(h + tp * h_step + b * ldh, H);
+                    }
+                    if (gather) prefetch_row(gather->x + time(j, s - 1) * gather->x_step + b * gather->ldx, gather->I);
+                }
+            }
             for (std::int64_t r = 0; gather && r < n[0] + n[1]; ++r)
                 std::memcpy(gather->x_rows[s] + (r0 + r) * gather->I, tile[r / kMR].a2[r % kMR],
                             sizeof(F) * gather->I);
