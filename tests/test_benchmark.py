@@ -9,7 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from rnncore import RNN, _bench_lengths, _bench_memory, _bench_plot, _bench_stream, benchmark
+from rnncore import (RNN, _bench_lengths, _bench_memory, _bench_plot, _bench_scaling, _bench_stream,
+                     benchmark)
 from rnncore.__main__ import main
 from rnncore._bench_cases import IMPLS, impl_names, make_problem, parse_case, torch_available
 
@@ -64,9 +65,10 @@ def test_table_and_json(tmp_path, capsys):
     assert [row[5] for row in rows][:2] == ["rnncore", "numpy"]
     assert all(row[12] == "-" for row in rows)  # memory not measured
     data = json.loads(path.read_text())
-    assert set(data) == {"dtype", "peak_gflops", "memory_min_mb", "results", "stream", "lengths"}
+    assert set(data) == {"dtype", "peak_gflops", "memory_min_mb", "results", "scaling", "stream",
+                         "lengths"}
     assert data["dtype"] == "float32" and data["peak_gflops"]["1"] > 0 and data["stream"] == []
-    assert data["lengths"] == []
+    assert data["lengths"] == [] and data["scaling"] == []  # one thread count: no scaling
     assert len(data["results"]) == len(rows)
     first = data["results"][0]
     assert first["impl"] == "rnncore" and "numpy_train" in first["ratios"]
@@ -173,8 +175,11 @@ def test_stream_against_torch_cell(with_step):
 
 
 def test_all_runs_every_shape_at_1_and_2_threads_and_the_stream(monkeypatch, capsys):
-    calls, streamed, varied = [], [], []
+    calls, streamed, varied, scaled = [], [], [], []
     monkeypatch.setattr(benchmark, "sgemm_gflops", lambda: 1.0)
+    monkeypatch.setattr(_bench_scaling, "bench_scaling", lambda case, n, *a: scaled.append(
+        (case.name, n)))
+    monkeypatch.setattr(_bench_scaling, "format_scaling", lambda results: "")
     monkeypatch.setattr(benchmark, "bench_case", lambda case, n, *a: calls.append((case.name, n))
                         or [])
     monkeypatch.setattr(_bench_stream, "bench_stream", lambda *a, **k: streamed.append(a) or [])
@@ -184,6 +189,7 @@ def test_all_runs_every_shape_at_1_and_2_threads_and_the_stream(monkeypatch, cap
     assert calls == [(name, n) for n in (1, 2) for name in benchmark.SHAPES]
     assert streamed == [(_bench_stream.HIDDEN_SIZES, _bench_stream.STEPS, _bench_stream.BLOCK)]
     assert varied == [[1, 2]]  # --lengths, at both thread counts
+    assert scaled == [(name, 2) for name in benchmark.SHAPES]  # 2 threads against 1, paired
     calls.clear()
     assert main(["bench", "--all", "--shapes", "S2", "--threads", "2", "--no-memory"]) == 0
     assert calls == [("S2", 2)] and varied[-1] == [2]  # explicit choices win over --all's

@@ -7,7 +7,9 @@ training step 3x that) and the ratios torch/rnncore and numpy/rnncore of the sam
 
 Also, in other modules: the peak extra memory of a training step (`--memory`, on by default;
 `_bench_memory`), single-step streaming latency (`--stream`; `_bench_stream`), a batch of
-variable-length sequences (`--lengths`; `_bench_lengths`) and the plot (`--plot`; `_bench_plot`).
+variable-length sequences (`--lengths`; `_bench_lengths`), rnncore's speedup on n threads over 1
+in paired calls (with 1 and n among --threads; `_bench_scaling`) and the plot (`--plot`;
+`_bench_plot`).
 The shapes and implementations are in `_bench_cases`.
 """
 
@@ -21,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from . import _bench_lengths, _bench_memory, _bench_plot, _bench_stream
+from . import _bench_lengths, _bench_memory, _bench_plot, _bench_scaling, _bench_stream
 from ._bench_cases import (IMPLS, SHAPES, Case, Timing, impl_names, limited_threads,
                            make_problem, parse_case, time_calls, torch_available)
 
@@ -169,6 +171,8 @@ def run(args: argparse.Namespace) -> int:
         peaks[n] = max(before, after)
         print(f"{n} thread(s): numpy sgemm 1024^3 = {before:.1f} GFLOP/s before the cases, "
               f"{after:.1f} after; {peaks[n]:.1f} is the peak for %peak")
+    scaling = [_bench_scaling.bench_scaling(case, n, dtype, _bench_scaling.PAIRS, args.budget)
+               for case in cases for n in thread_counts if n > 1 and 1 in thread_counts]
     torch_note = "included" if with_torch else "not included" if args.no_torch else \
         "not installed (pip install 'rnncore[torch]')"
     minimum = {c.label(): _bench_memory.minimum_extra_mb(c, dtype) for c in cases}
@@ -178,6 +182,8 @@ def run(args: argparse.Namespace) -> int:
         if args.memory:
             print("\n" + (format_memory_note(minimum) if _bench_memory.supported() else
                           "mem MB: not measured (needs Linux /proc/self/clear_refs)"))
+        if scaling:
+            print("\n" + _bench_scaling.format_scaling(scaling))
     streamed = []
     if stream:
         s = _bench_stream
@@ -192,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
         with open(args.json, "w") as f:
             json.dump({"dtype": dtype.name, "peak_gflops": peaks, "memory_min_mb": minimum,
                        "results": [asdict(r) for r in results],
+                       "scaling": [asdict(r) for r in scaling],
                        "stream": [asdict(r) for r in streamed],
                        "lengths": [asdict(r) for r in varied]}, f, indent=1)
         print(f"\nwrote {args.json}")

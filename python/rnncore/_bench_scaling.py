@@ -1,0 +1,67 @@
+"""`rnncore bench` thread scaling: rnncore on 1 thread against n threads, in paired calls.
+
+The table's 1- and n-thread rows are timed minutes apart, and this shared machine drifts by
+10-30% between blocks of that length, enough to read a 1.8x speedup as 1.6x or, at S1 (where
+both thread counts run the same single-thread code), n threads as slower than 1. So the speedup
+is measured here the way `--lengths` measures its ratio: rnncore on 1 thread and on n threads
+call by call in turn, each timed call after an untimed one at its new thread count (which starts
+the worker threads), and the speedup is the median of t(1 thread) / t(n threads) over the pairs.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+
+from . import threads as rnncore_threads
+from ._bench_cases import IMPLS, QUIET_S, Case, limited_threads, make_problem
+
+PAIRS = 15  # paired calls at least, per mode
+
+
+@dataclass
+class Scaling:
+    case: str
+    threads: int
+    forward_speedup: float  # median over paired calls of t(1 thread) / t(threads)
+    train_speedup: float
+    pairs: int
+
+
+def paired_speedup(fn, n_threads: int, min_pairs: int, budget_s: float) -> tuple[float, int]:
+    """Median of t(1 thread) / t(n_threads) over adjacent calls of fn, and the number of pairs."""
+    ratios: list[float] = []
+    time.sleep(QUIET_S)
+    start = time.perf_counter()
+    while len(ratios) < min_pairs or time.perf_counter() - start < budget_s:
+        t = {}
+        order = (1, n_threads) if len(ratios) % 2 == 0 else (n_threads, 1)
+        for n in order:
+            rnncore_threads.set_num_threads(n)
+            fn()  # untimed: the first call after a change of thread count starts the workers
+            t0 = time.perf_counter()
+            fn()
+            t[n] = time.perf_counter() - t0
+        ratios.append(t[1] / t[n_threads])
+    return statistics.median(ratios), len(ratios)
+
+
+def bench_scaling(case: Case, n_threads: int, dtype, min_pairs: int, budget_s: float) -> Scaling:
+    """rnncore's speedup on n_threads over 1 thread for `case`, forward and training step."""
+    impl = IMPLS["rnncore"](*make_problem(case, dtype))
+    with limited_threads(n_threads):  # numpy's BLAS too; rnncore's count switches per call
+        fwd, pairs_f = paired_speedup(impl.forward, n_threads, min_pairs, budget_s)
+        train, pairs_t = paired_speedup(impl.train, n_threads, min_pairs, budget_s)
+    return Scaling(case.label(), n_threads, fwd, train, min(pairs_f, pairs_t))
+
+
+def format_scaling(results: list) -> str:
+    lines = ["thread scaling: rnncore time on 1 thread / on n threads, median of paired calls "
+             "(> 1: faster on n)",
+             f"{'case':<30} {'thr':>3} {'forward':>8} {'train':>8} {'pairs':>6}"]
+    lines.append("-" * len(lines[1]))
+    for r in results:
+        lines.append(f"{r.case:<30} {r.threads:>3} {r.forward_speedup:>7.2f}x "
+                     f"{r.train_speedup:>7.2f}x {r.pairs:>6}")
+    return "\n".join(lines)
