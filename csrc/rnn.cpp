@@ -2,6 +2,7 @@
 #include "rnncore/rnn.h"
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -77,7 +78,9 @@ SortedBatch sort_batch(const Dims& d, const std::int64_t* lengths) {
 // [bounds[i], bounds[i+1]), each starting at a multiple of MR (so every row lands in the same
 // kind of micro-tile however the batch is split: results independent of the thread count), when
 // there is enough work (flop) to be worth waking a thread for (~100 us):
-// - without lengths, one slice per thread with equal numbers of rows;
+// - without lengths, one slice per thread with equal shares of tiles, a trailing partial tile
+//   counted as 0.86 of a full one (as measured for 4 rows); B=64 on 2 threads splits 5 | 5 tiles
+//   + 4 rows, not 6 | 4 + 4 (5% faster training at S4);
 // - with lengths, one slice per micro-tile, longest sequences first: parallel_for hands them out
 //   in that order, so the threads finish within a short tile's work of each other. (Two
 //   contiguous slices of equal sequence steps took 19.0 and 14.7 ms in `rnncore bench --lengths`
@@ -97,19 +100,18 @@ std::vector<std::int64_t> batch_slices(const Dims& d, const SortedBatch& sb, std
     const std::int64_t parts =
         std::max<std::int64_t>(1, std::min<std::int64_t>({get_num_threads(), tiles, flop / per_slice}));
     std::vector<std::int64_t> bounds{0};
-    if (order.steps && parts > 1) {
+    if (parts > 1 && order.steps) {
         std::int64_t live = 0;  // positions with steps in [s_lo, s_hi): a prefix
         while (live < d.B && steps(live) > 0) ++live;
         // a trailing partial tile stays with the tile before it, as tile_heights runs them
         for (std::int64_t j = MR; live - j >= MR; j += MR) bounds.push_back(j);
-        bounds.push_back(d.B);
-        return bounds;
-    }
-    std::int64_t done = 0;  // sequence steps in the positions before the current tile
-    for (std::int64_t tile = 0; tile < tiles && std::int64_t(bounds.size()) < parts; ++tile) {
-        const std::int64_t end = std::min(d.B, (tile + 1) * MR);
-        for (std::int64_t j = tile * MR; j < end; ++j) done += steps(j);
-        if (done * parts >= total * std::int64_t(bounds.size())) bounds.push_back(end);
+    } else if (parts > 1) {
+        const double cost = static_cast<double>(d.B / MR) + (d.B % MR ? 0.86 : 0.0);
+        for (std::int64_t i = 1; i < parts; ++i) {  // each boundary at the tile nearest its share
+            const std::int64_t tile = std::max<std::int64_t>(std::llround(cost * i / parts), bounds.back() / MR + 1);
+            if (tile * MR >= d.B) break;
+            bounds.push_back(tile * MR);
+        }
     }
     bounds.push_back(d.B);
     return bounds;
