@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from . import threads as rnncore_threads
 from ._bench_cases import IMPLS, QUIET_S, Case, limited_threads, make_problem
 
-PAIRS = 30  # paired calls at least, per mode (15 gave S3 forward 1.38x to 2.0x in five runs)
+PAIRS = 30  # paired calls at least, per mode (15 gave S3 forward 1.38x to 2.0x in four runs)
 
 
 @dataclass
