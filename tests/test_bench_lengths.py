@@ -62,14 +62,18 @@ def test_torch_packed_disagreeing_is_caught():
                                                  _bench_lengths.TorchPadded)}
     _bench_lengths.check_agreement(impls, problem[2], np.float32)
 
-    class WrongGradient(_bench_lengths.TorchPacked):
-        def train(self):
-            dx, dw_hh = super().train()
-            return dx * 1.05, dw_hh
+    def wrong(name):  # torch packed with one gradient 5% off
+        class WrongGradient(_bench_lengths.TorchPacked):
+            def train(self):
+                grads = super().train()
+                return {**grads, name: grads[name] * 1.05}
+        return WrongGradient(*problem)
 
-    impls["torch packed"] = WrongGradient(*problem)
-    with pytest.raises(AssertionError, match="torch packed grad_x disagrees with rnncore lengths"):
-        _bench_lengths.check_agreement(impls, problem[2], np.float32)
+    for name in ("grad_x", "weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
+        impls["torch packed"] = wrong(name)
+        with pytest.raises(AssertionError,
+                           match=f"torch packed {name} disagrees with rnncore lengths"):
+            _bench_lengths.check_agreement(impls, problem[2], np.float32)
 
 
 def test_cli_flag_and_json(tmp_path, capsys, monkeypatch):
@@ -88,12 +92,15 @@ def test_cli_flag_and_json(tmp_path, capsys, monkeypatch):
 def test_wrong_lengths_gradient_is_caught_without_torch():
     problem = _bench_lengths.make_problem(**TINY, dtype=np.float32)
 
-    class WrongGradient(_bench_lengths.RncoreLengths):
-        def train(self):
-            dx, dw_hh = super().train()
-            return dx, dw_hh * 1.05
+    def wrong(name):  # rnncore lengths with one gradient 5% off
+        class WrongGradient(_bench_lengths.RncoreLengths):
+            def train(self):
+                grads = super().train()
+                return {**grads, name: grads[name] * 1.05}
+        return WrongGradient(*problem)
 
-    impls = {"rnncore lengths": WrongGradient(*problem),
-             "rnncore padded": _bench_lengths.RncorePadded(*problem)}
-    with pytest.raises(AssertionError, match="grad_w_hh disagrees with rnncore padded"):
-        _bench_lengths.check_agreement(impls, problem[2], np.float32)
+    for name in ("grad_x", "weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
+        impls = {"rnncore lengths": wrong(name),
+                 "rnncore padded": _bench_lengths.RncorePadded(*problem)}
+        with pytest.raises(AssertionError, match=f"{name} disagrees with rnncore padded"):
+            _bench_lengths.check_agreement(impls, problem[2], np.float32)

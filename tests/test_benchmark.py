@@ -79,23 +79,49 @@ def test_table_and_json(tmp_path, capsys):
 
 def test_disagreeing_implementation_is_caught():
     case = parse_case("5,2,3,4")
-    problem = make_problem(case, np.float32)
-    rncore, numpy_loop = (IMPLS[name](*problem) for name in ("rnncore", "numpy"))
-    benchmark.check_agreement([rncore, numpy_loop], np.float32)  # the honest pair agrees
+
+    def check(other):  # a fresh problem each time: rnncore's gradients accumulate over calls
+        problem = make_problem(case, np.float32)
+        benchmark.check_agreement([IMPLS["rnncore"](*problem), other(*problem)], np.float32)
+
+    check(IMPLS["numpy"])  # the honest pair agrees
 
     class WrongForward(IMPLS["numpy"]):
         def forward(self):
             return super().forward() + 1e-2
 
-    class WrongGradient(IMPLS["numpy"]):
-        def train(self):
-            dx, dw_hh = super().train()
-            return dx * 1.05, dw_hh
+    def wrong(name):  # the numpy loop with one gradient 5% off
+        class WrongGradient(IMPLS["numpy"]):
+            def train(self):
+                grads = super().train()
+                return {**grads, name: grads[name] * 1.05}
+        return WrongGradient
 
     with pytest.raises(AssertionError, match="numpy forward disagrees with rnncore"):
-        benchmark.check_agreement([rncore, WrongForward(*problem)], np.float32)
-    with pytest.raises(AssertionError, match="numpy grad_x disagrees with rnncore"):
-        benchmark.check_agreement([rncore, WrongGradient(*problem)], np.float32)
+        check(WrongForward)
+    for name in ("grad_x", "grad_h0", "weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
+        with pytest.raises(AssertionError, match=f"numpy {name} disagrees with rnncore"):
+            check(wrong(name))
+
+
+def test_every_gradient_is_compared():
+    """Each implementation returns all of its gradients by rnncore's names (torch's too), and a
+    name rnncore does not have is an error, not skipped."""
+    problem = make_problem(parse_case("bi2"), np.float32)
+    rncore = IMPLS["rnncore"](*problem)
+    want = {"grad_x", "grad_h0"} | set(problem[0].parameters())
+    assert set(rncore.train()) == want and len(want) == 2 + 2 * 2 * 4
+    if torch_available():
+        assert set(IMPLS["torch"](*problem).train()) == want
+
+    class ExtraGradient(IMPLS["numpy"]):
+        def train(self):
+            return {**super().train(), "weight_xx_l0": np.zeros(1)}
+
+    one_layer = make_problem(parse_case("5,2,3,4"), np.float32)
+    with pytest.raises(AssertionError, match="no weight_xx_l0 to compare with"):
+        benchmark.check_agreement([IMPLS["rnncore"](*one_layer), ExtraGradient(*one_layer)],
+                                  np.float32)
 
 
 def test_minimum_memory_by_hand():

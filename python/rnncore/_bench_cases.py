@@ -1,6 +1,7 @@
 """What `rnncore bench` runs: the named shapes, one problem (model, inputs, output gradient) per
 shape, and the implementations timed on it (rnncore, a numpy loop, torch.nn.RNN), each exposing
-`forward()` and `train()` (forward + backward with all gradients)."""
+`forward()` and `train()` (forward + backward with all gradients). `train()` returns the step's
+gradients by name: "grad_x", "grad_h0" and the parameters' (torch's names, "weight_hh_l0", ...)."""
 
 from __future__ import annotations
 
@@ -133,8 +134,8 @@ class RncoreImpl:
 
     def train(self):
         self.rnn(self.x, self.h0)
-        grad_x, _ = self.rnn.backward(self.grad)
-        return grad_x, self.rnn.grads["weight_hh_l0"]
+        grad_x, grad_h0 = self.rnn.backward(self.grad)
+        return {"grad_x": grad_x, "grad_h0": grad_h0, **self.rnn.grads}
 
 
 class NumpyImpl:
@@ -151,8 +152,9 @@ class NumpyImpl:
 
     def train(self):
         self.model.forward(self.x, self.h0)
-        dx, _, _, dw_hh, _ = self.model.backward(self.grad)
-        return dx, dw_hh
+        dx, dh0, dw_ih, dw_hh, db = self.model.backward(self.grad)
+        return {"grad_x": dx, "grad_h0": dh0[None], "weight_ih_l0": dw_ih, "weight_hh_l0": dw_hh,
+                "bias_ih_l0": db, "bias_hh_l0": db}
 
 
 class TorchImpl:
@@ -175,12 +177,30 @@ class TorchImpl:
             return self.module(self.x, self.h0)[0].numpy()
 
     def train(self):
+        self.x.grad = self.h0.grad = None  # fresh each step, as rnncore's
         out, _ = self.module(self.x, self.h0)
         out.backward(self.grad)
-        return self.x.grad.numpy(), self.module.weight_hh_l0.grad.numpy()
+        return {"grad_x": self.x.grad.numpy(), "grad_h0": self.h0.grad.numpy(),
+                **{name: p.grad.numpy() for name, p in self.module.named_parameters()}}
 
 
 IMPLS = {impl.name: impl for impl in (RncoreImpl, NumpyImpl, TorchImpl)}
+
+
+def copy_grads(grads: dict) -> dict:
+    """The gradients of one train() call, copied (rnncore accumulates into its arrays)."""
+    return {name: np.array(g) for name, g in grads.items()}
+
+
+def assert_same_grads(got: dict, want: dict, rtol: float, atol: float, message: str) -> None:
+    """Each gradient in `got` against the same name in `want` (which must have it); `message`
+    formats the name."""
+    for name, g in got.items():
+        if name not in want:
+            raise AssertionError(message.format(name) + f": no {name} to compare with")
+        w = want[name]
+        np.testing.assert_allclose(g, w, rtol=rtol, atol=atol * max(1.0, np.abs(w).max()),
+                                   err_msg=message.format(name))
 
 
 def impl_names(case: Case, with_torch: bool) -> list:

@@ -11,8 +11,9 @@ I=H=256, one tanh layer. Four implementations on the same x and output gradient:
 - torch padded: ``nn.RNN(x)``.
 
 Forward, and training step (forward + backward with all gradients). Before timing, rnncore
-lengths is checked against torch packed (output, grad_x, grad of weight_hh) and rnncore padded
-against torch padded; without torch, rnncore lengths against rnncore padded on the valid steps.
+lengths is checked against torch packed (output, grad_x and every parameter's gradient) and
+rnncore padded against torch padded; without torch, rnncore lengths against rnncore padded on the
+valid steps.
 GFLOP/s count the valid steps only, 2*sum(lengths)*H*(I+H) per forward and 3x that per training
 step, so padded implementations show the work they waste as a lower rate.
 """
@@ -25,7 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._bench_cases import QUIET_S, ROUNDS, Timing, limited_threads, time_calls
+from ._bench_cases import (QUIET_S, ROUNDS, Timing, assert_same_grads, copy_grads,
+                           limited_threads, time_calls)
 from .lengths import length_mask
 from .rnn import RNN
 
@@ -69,7 +71,7 @@ class RncoreLengths:
         self.rnn.zero_grad()  # as torch's below: the two rnncore implementations share rnn
         self._call()
         grad_x, _ = self.rnn.backward(self.grad)
-        return grad_x, self.rnn.grads["weight_hh_l0"]
+        return {"grad_x": grad_x, **self.rnn.grads}
 
 
 class RncorePadded(RncoreLengths):
@@ -108,7 +110,8 @@ class TorchPacked:
         self.x.grad = None
         self.module.zero_grad()
         self._call().backward(self.grad)
-        return self.x.grad.numpy(), self.module.weight_hh_l0.grad.numpy()
+        return {"grad_x": self.x.grad.numpy(),
+                **{name: p.grad.numpy() for name, p in self.module.named_parameters()}}
 
 
 class TorchPadded(TorchPacked):
@@ -122,35 +125,33 @@ def check_agreement(impls: dict, lengths: np.ndarray, dtype) -> None:
     """The pairs that compute the same thing must agree before anything is timed."""
     rtol, atol = (2e-3, 2e-4) if np.dtype(dtype) == np.float32 else (1e-9, 1e-11)
 
-    def results(impl):
-        out = np.array(impl.forward())
-        grads = [np.array(g) for g in impl.train()]  # fresh gradients: one train() per impl
-        return [out, *grads]
-
-    got = {name: results(impl) for name, impl in impls.items()}
+    # forward output and gradients (fresh: one train() per impl, copied, as two share an rnn)
+    got = {name: (np.array(impl.forward()), copy_grads(impl.train()))
+           for name, impl in impls.items()}
     pairs = [("torch packed", "rnncore lengths"), ("torch padded", "rnncore padded")]
     for other, ref in pairs:
         if other in got:
-            for g, w, what in zip(got[other], got[ref], ("forward", "grad_x", "grad_w_hh")):
-                np.testing.assert_allclose(g, w, rtol=rtol, atol=atol * max(1.0, np.abs(w).max()),
-                                           err_msg=f"lengths: {other} {what} disagrees with {ref}")
+            (out, grads), (want_out, want_grads) = got[other], got[ref]
+            np.testing.assert_allclose(out, want_out, rtol=rtol, atol=atol,
+                                       err_msg=f"lengths: {other} forward disagrees with {ref}")
+            assert_same_grads(grads, want_grads, rtol, atol,
+                              f"lengths: {other} {{}} disagrees with {ref}")
     # Torch or not: one forward direction gives the padded run's outputs on the valid steps, 0 after,
     # and the padded run's gradients when the output gradient is 0 at the padded steps (nothing
     # then flows back from them).
-    ours = got["rnncore lengths"]
-    valid = length_mask(lengths, len(ours[0]))
-    np.testing.assert_allclose(ours[0][valid], got["rnncore padded"][0][valid],
+    ours, ours_grads = got["rnncore lengths"]
+    valid = length_mask(lengths, len(ours))
+    np.testing.assert_allclose(ours[valid], got["rnncore padded"][0][valid],
                                rtol=rtol, atol=atol,
                                err_msg="lengths: rnncore lengths forward disagrees with rnncore "
                                        "padded on the valid steps")
-    if np.any(ours[0][~valid] != 0):
+    if np.any(ours[~valid] != 0):
         raise AssertionError("lengths: rnncore lengths forward is not 0 at padded steps")
     padded = impls["rnncore padded"]
     masked = RncorePadded(padded.rnn, padded.x, lengths, padded.grad * valid[..., None])
-    for g, w, what in zip(ours[1:], masked.train(), ("grad_x", "grad_w_hh")):
-        np.testing.assert_allclose(g, w, rtol=rtol, atol=atol * max(1.0, np.abs(w).max()),
-                                   err_msg=f"lengths: rnncore lengths {what} disagrees with "
-                                           "rnncore padded under a masked output gradient")
+    assert_same_grads(ours_grads, copy_grads(masked.train()), rtol, atol,
+                      "lengths: rnncore lengths {} disagrees with rnncore padded under a masked "
+                      "output gradient")
 
 
 def time_paired(a, b, what: str, min_reps: int, budget_s: float) -> tuple:

@@ -1,9 +1,10 @@
 """`rnncore bench`: rnncore against a numpy loop and torch.nn.RNN, in one run on the same inputs.
 
-Every implementation's forward output and gradients are checked against rnncore's before anything
-is timed. Implementations take turns in blocks of calls, each block after a pause that lets the
-worker threads of the one before go idle; the table reports medians, GFLOP/s from the FLOP count (forward 2*T*B*H*(I+H) per layer and direction,
-training step 3x that) and the ratios torch/rnncore and numpy/rnncore of the same run.
+Every implementation's forward output and gradients (grad_x, grad_h0 and every parameter's) are
+checked against rnncore's before anything is timed. Implementations take turns in blocks of calls,
+each block after a pause that lets the worker threads of the one before go idle; the table reports
+medians, GFLOP/s from the FLOP count (forward 2*T*B*H*(I+H) per layer and direction, training
+step 3x that) and the ratios torch/rnncore and numpy/rnncore of the same run.
 
 Also, in other modules: the peak extra memory of a training step (`--memory`, on by default;
 `_bench_memory`), single-step streaming latency (`--stream`; `_bench_stream`), a batch of
@@ -24,8 +25,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from . import _bench_lengths, _bench_memory, _bench_plot, _bench_scaling, _bench_stream
-from ._bench_cases import (IMPLS, SHAPES, Case, Timing, impl_names, limited_threads,
-                           make_problem, parse_case, time_calls, torch_available)
+from ._bench_cases import (IMPLS, SHAPES, Case, Timing, assert_same_grads, copy_grads,
+                           impl_names, limited_threads, make_problem, parse_case, time_calls,
+                           torch_available)
 
 __all__ = ["SHAPES", "Case", "Result", "add_arguments", "bench_case", "check_agreement", "run"]
 
@@ -49,20 +51,16 @@ def sgemm_gflops(reps: int = 5) -> float:
 
 
 def check_agreement(impls, dtype) -> None:
-    """Every implementation must give rnncore's forward output and gradients before timing."""
+    """Every implementation must give rnncore's forward output and every gradient before timing
+    (the first train() of each: parameter gradients accumulate over calls)."""
     rtol, atol = (2e-3, 2e-4) if dtype == np.float32 else (1e-9, 1e-11)
     ref = impls[0]
-    want_out, want_grads = ref.forward(), ref.train()
+    want_out, want_grads = ref.forward(), copy_grads(ref.train())
     for impl in impls[1:]:
         np.testing.assert_allclose(impl.forward(), want_out, rtol=rtol, atol=atol,
                                    err_msg=f"{impl.name} forward disagrees with rnncore")
-        for got, want, what in zip(impl.train(), want_grads, ("grad_x", "grad_w_hh")):
-            # parameter gradients accumulate over calls: compare per-call increments
-            np.testing.assert_allclose(got, want, rtol=rtol,
-                                       atol=atol * max(1.0, np.abs(want).max()),
-                                       err_msg=f"{impl.name} {what} disagrees with rnncore")
-
-
+        assert_same_grads(impl.train(), want_grads, rtol, atol,
+                          f"{impl.name} {{}} disagrees with rnncore")
 
 
 def bench_case(case: Case, n_threads: int, dtype, min_reps: int, budget_s: float, with_torch: bool,
