@@ -99,3 +99,12 @@ def assert_results_close(got, want, dtype, scale=1.0):
         assert g.dtype == dtype, f"{name}: dtype {g.dtype}, expected {dtype}"
         assert g.shape == np.shape(w), f"{name}: shape {g.shape}, expected {np.shape(w)}"
         np.testing.assert_allclose(g, w, **tol, err_msg=name)
+
+
+def with_wrong_gradient(impl_class, name):
+    """A benchmark implementation class whose train() returns its `name` gradient 5% off."""
+    class WrongGradient(impl_class):
+        def train(self):
+            grads = super().train()
+            return {**grads, name: grads[name] * 1.05}
+    return WrongGradient

@@ -9,6 +9,7 @@ import pytest
 from rnncore import _bench_lengths
 from rnncore.__main__ import main
 from rnncore._bench_cases import torch_available
+from helpers import with_wrong_gradient
 
 TINY = dict(T=12, B=5, I=3, H=4, low=2, high=12, seed=0)
 
@@ -62,15 +63,8 @@ def test_torch_packed_disagreeing_is_caught():
                                                  _bench_lengths.TorchPadded)}
     _bench_lengths.check_agreement(impls, problem[2], np.float32)
 
-    def wrong(name):  # torch packed with one gradient 5% off
-        class WrongGradient(_bench_lengths.TorchPacked):
-            def train(self):
-                grads = super().train()
-                return {**grads, name: grads[name] * 1.05}
-        return WrongGradient(*problem)
-
     for name in ("grad_x", "weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
-        impls["torch packed"] = wrong(name)
+        impls["torch packed"] = with_wrong_gradient(_bench_lengths.TorchPacked, name)(*problem)
         with pytest.raises(AssertionError,
                            match=f"torch packed {name} disagrees with rnncore lengths"):
             _bench_lengths.check_agreement(impls, problem[2], np.float32)
@@ -92,15 +86,9 @@ def test_cli_flag_and_json(tmp_path, capsys, monkeypatch):
 def test_wrong_lengths_gradient_is_caught_without_torch():
     problem = _bench_lengths.make_problem(**TINY, dtype=np.float32)
 
-    def wrong(name):  # rnncore lengths with one gradient 5% off
-        class WrongGradient(_bench_lengths.RncoreLengths):
-            def train(self):
-                grads = super().train()
-                return {**grads, name: grads[name] * 1.05}
-        return WrongGradient(*problem)
-
     for name in ("grad_x", "weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
-        impls = {"rnncore lengths": wrong(name),
+        wrong = with_wrong_gradient(_bench_lengths.RncoreLengths, name)
+        impls = {"rnncore lengths": wrong(*problem),
                  "rnncore padded": _bench_lengths.RncorePadded(*problem)}
         with pytest.raises(AssertionError, match=f"{name} disagrees with rnncore padded"):
             _bench_lengths.check_agreement(impls, problem[2], np.float32)

@@ -13,6 +13,7 @@ from rnncore import (RNN, _bench_lengths, _bench_memory, _bench_plot, _bench_sca
                      benchmark)
 from rnncore.__main__ import main
 from rnncore._bench_cases import IMPLS, impl_names, make_problem, parse_case, torch_available
+from helpers import with_wrong_gradient
 
 TINY = ["bench", "--shapes", "5,2,3,4", "--budget", "0.01", "--reps", "2", "--no-memory"]
 NUMPY_ONLY = ["--no-torch"]  # keeps a test free of torch's import time when torch is not needed
@@ -90,18 +91,11 @@ def test_disagreeing_implementation_is_caught():
         def forward(self):
             return super().forward() + 1e-2
 
-    def wrong(name):  # the numpy loop with one gradient 5% off
-        class WrongGradient(IMPLS["numpy"]):
-            def train(self):
-                grads = super().train()
-                return {**grads, name: grads[name] * 1.05}
-        return WrongGradient
-
     with pytest.raises(AssertionError, match="numpy forward disagrees with rnncore"):
         check(WrongForward)
     for name in ("grad_x", "grad_h0", "weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
         with pytest.raises(AssertionError, match=f"numpy {name} disagrees with rnncore"):
-            check(wrong(name))
+            check(with_wrong_gradient(IMPLS["numpy"], name))
 
 
 def test_every_gradient_is_compared():
