@@ -43,21 +43,21 @@ def make_data(rng, T, B, input_size, hidden_size, num_layers=1, bidirectional=Fa
     return tuple(a.astype(dtype) for a in (x, h0, grad_output, grad_h_n))
 
 
-def run_rnncore(rnn, x, h0=None, grad_output=None, grad_h_n=None):
+def run_rnncore(rnn, x, h0=None, grad_output=None, grad_h_n=None, lengths=None):
     """Forward and backward through a fresh set of gradients; returns copies."""
     rnn.zero_grad()
-    output, h_n = rnn(x, h0)
+    output, h_n = rnn(x, h0, lengths=lengths)
     grad_x, grad_h0 = rnn.backward(grad_output, grad_h_n)
     grads = {name: g.copy() for name, g in rnn.grads.items()}
     return output.copy(), h_n.copy(), grad_x.copy(), grad_h0.copy(), grads
 
 
 def run_reference(params, x, h0, grad_output, grad_h_n, num_layers=1, nonlinearity="tanh",
-                  bidirectional=False, batch_first=False, **_):
+                  bidirectional=False, batch_first=False, lengths=None, **_):
     """The reference's five results for rnncore-style options (bias follows the params' keys)."""
     return reference_rnn(x, h0, params, grad_output, grad_h_n, num_layers=num_layers,
                          nonlinearity=nonlinearity, bidirectional=bidirectional,
-                         batch_first=batch_first)
+                         batch_first=batch_first, lengths=lengths)
 
 
 def make_torch_rnn(state_dict, input_size, hidden_size, dtype, dropout=0.0, **options):

@@ -222,3 +222,27 @@ def test_invalid_input_raises_the_documented_error(case, use_model, fault, data)
         net(args["x"], args["h0"])
     with pytest.raises(FAULTS[fault]):
         net.backward(args["grad_output"], args["grad_h_n"])
+
+
+@settings(max_examples=examples(400))
+@given(rnn_cases(), st.data())
+def test_rnn_with_lengths_agrees_with_reference(case, data):
+    """Variable lengths (any order, ties, 1 and T), with and without h0 and grad_h_n: the
+    reference's results, and exact zeros at the padded steps of the output and of grad_x."""
+    assume(not case["unbatched"] and case["B"] > 0)  # lengths need a batch
+    B, T = case["B"], case["T"]
+    lengths = data.draw(st.lists(st.integers(1, T), min_size=B, max_size=B), label="lengths")
+    rnn = rnncore.RNN(case["input_size"], case["hidden_size"], **case["opts"],
+                      dtype=case["dtype"], seed=case["seed"])
+    x, h0, grad_output, grad_h_n = (a.astype(case["dtype"]) for a in new_data(case))
+    if data.draw(st.booleans(), label="omit h0 and grad_h_n"):
+        h0 = grad_h_n = None
+    got = run_rnncore(rnn, x, h0, grad_output, grad_h_n, lengths=np.array(lengths))
+    want = run_reference(rnn.parameters(), x, h0, grad_output, grad_h_n, lengths=lengths,
+                         **case["opts"])
+    assert_results_close(got, want, case["dtype"], scale=FLOAT32_SCALE[case["dtype"]])
+    padded = np.arange(T)[:, None] >= np.array(lengths)[None, :]  # (T, B)
+    if case["opts"]["batch_first"]:
+        padded = padded.T
+    output, _, grad_x, _, _ = got
+    assert np.all(output[padded] == 0) and np.all(grad_x[padded] == 0)

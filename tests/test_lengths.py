@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import rnncore
-from helpers import assert_results_close, make_data, make_params, make_torch_rnn, run_rnncore
+from helpers import (assert_results_close, make_data, make_params, make_torch_rnn, run_reference,
+                     run_rnncore)
 from model_helpers import numerical_gradient
-from reference import reference_rnn
 from rnncore.lengths import check_lengths
 
 I, H, T, B = 4, 5, 7, 5
@@ -36,12 +36,7 @@ def padded(lengths, batch_first, T=T):
 
 
 def run_lengths(rnn, x, h0, grad_output, grad_h_n, lengths):
-    """run_rnncore with lengths: forward and backward through fresh gradients; copies."""
-    rnn.zero_grad()
-    output, h_n = rnn(x, h0, lengths=lengths)
-    grad_x, grad_h0 = rnn.backward(grad_output, grad_h_n)
-    grads = {name: g.copy() for name, g in rnn.grads.items()}
-    return output.copy(), h_n.copy(), grad_x.copy(), grad_h0.copy(), grads
+    return run_rnncore(rnn, x, h0, grad_output, grad_h_n, lengths=lengths)
 
 
 def run_torch_packed(torch_rnn, x, h0, grad_output, grad_h_n, lengths, batch_first):
@@ -70,14 +65,8 @@ def problem(opts, dtype, T=T, B=B, input_size=I, hidden_size=H, seed=0):
 
 
 def reference_lengths(params, data, lengths, opts):
-    """The reference's five results for data = (x, h0, grad_output, grad_h_n) and rnncore-style
-    options (defaults as RNN's)."""
-    x, h0, grad_output, grad_h_n = data
-    return reference_rnn(x, h0, params, grad_output, grad_h_n, lengths=lengths,
-                         num_layers=opts.get("num_layers", 1),
-                         nonlinearity=opts.get("nonlinearity", "tanh"),
-                         bidirectional=opts.get("bidirectional", False),
-                         batch_first=opts.get("batch_first", False))
+    """The reference's five results for data = (x, h0, grad_output, grad_h_n)."""
+    return run_reference(params, *data, lengths=lengths, **opts)
 
 
 # ---- the reference itself, against torch (float64) ----------------------------------------------
