@@ -145,40 +145,42 @@ struct ChunkRows {
 
 // One chunk's share of the sums over all steps:
 //   dW_ih += dz^T x;  dW_hh += dz^T h_prev;  bias_sum += sum dz;  dx (+)= dz W_ih (when c.dx)
-// as 3 * parts independent tasks (row ranges of each output). `parts` and the chunks are a
-// function of the problem only, never of the thread count: the threads only decide who runs which
-// task, so the sums come out bit for bit the same on any number of threads.
+// as six independent tasks: dW_ih with the bias sums, dW_hh, and dx in four quarters of rows (in
+// one piece for small chunks, which run on the calling thread), taken in that order; on two
+// threads they come out even for I = H/2, H and 2H (one thread takes dW_ih, the other dW_hh, and
+// the quarters of dx fill up the difference). (Splitting each weight
+// gradient in two by its columns instead made training at S2 and S3 on 1 thread 3-4% slower.)
+// The tasks are a function of the problem only, never of the thread count: the threads only
+// decide who runs which, so the sums come out bit for bit the same on any number of threads.
 template <typename F>
 void chunk_gradients(const Dims& d, const ChunkRows<F>& c, const F* h0, const F* W_ih, F* dW_ih,
                      F* dW_hh, F* bias_sum) {
     const std::int64_t H = d.H, I = d.I;
     const std::int64_t flop = 2 * c.n * H * ((c.dx ? 2 : 1) * I + H);
-    const int parts = flop >= 4'000'000 ? 2 : 1;
-    const Split cols{H, parts, 1}, rows{c.n, parts, 1};
+    const bool threads = flop >= 4'000'000;  // else all on this thread, and dx in one call
+    const Split dx_rows{c.n, threads ? 4 : 1, 1};
     const auto& ew = elementwise<F>();
-    parallel_for(3 * parts, [&](int task) {
-        const int p = task / 3;
-        const std::int64_t j0 = cols.begin(p), nj = cols.end(p) - j0;
-        switch (task % 3) {
+    parallel_for(6, [&](int task) {
+        switch (task) {
             case 0:
-                if (nj > 0 && c.n > 0)
-                    blas::gemm<F>(Op::T, Op::N, nj, I, c.n, F(1), c.dz + j0, H, c.x, c.ldx, F(1), dW_ih + j0 * I, I);
-                if (bias_sum && nj > 0) ew.add_column_sums(c.n, nj, c.dz + j0, H, bias_sum + j0);
+                if (c.n > 0)
+                    blas::gemm<F>(Op::T, Op::N, H, I, c.n, F(1), c.dz, H, c.x, c.ldx, F(1), dW_ih, I);
+                if (bias_sum && c.n > 0) ew.add_column_sums(c.n, H, c.dz, H, bias_sum);
                 break;
             case 1:
-                if (nj > 0 && c.n_h > 0)
-                    blas::gemm<F>(Op::T, Op::N, nj, H, c.n_h, F(1), c.dz_h + j0, H, c.h_prev, c.ldh, F(1), dW_hh + j0 * H, H);
-                if (nj > 0 && c.dz_h0 && h0)
-                    blas::gemm<F>(Op::T, Op::N, nj, H, d.B, F(1), c.dz_h0 + j0, H, h0, H, F(1), dW_hh + j0 * H, H);
+                if (c.n_h > 0)
+                    blas::gemm<F>(Op::T, Op::N, H, H, c.n_h, F(1), c.dz_h, H, c.h_prev, c.ldh, F(1), dW_hh, H);
+                if (c.dz_h0 && h0)
+                    blas::gemm<F>(Op::T, Op::N, H, H, d.B, F(1), c.dz_h0, H, h0, H, F(1), dW_hh, H);
                 break;
             default: {
-                const std::int64_t r0 = rows.begin(p), nr = rows.end(p) - r0;
+                const std::int64_t r0 = dx_rows.begin(task - 2), nr = dx_rows.end(task - 2) - r0;
                 if (c.dx && nr > 0)
                     blas::gemm<F>(Op::N, Op::N, nr, I, H, F(1), c.dz + r0 * H, H, W_ih, I,
                                   c.accumulate_dx ? F(1) : F(0), c.dx + r0 * c.lddx, c.lddx);
             }
         }
-    }, flop >= 4'000'000);
+    }, threads);
 }
 
 // Zeros at the padded steps (t >= length) of a [T,B,width] array, as parallel ranges of positions
