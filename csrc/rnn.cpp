@@ -148,10 +148,10 @@ struct ChunkRows {
 // as six independent tasks: dW_ih with the bias sums, dW_hh, and dx in four quarters of rows (in
 // one piece for small chunks, which run on the calling thread), taken in that order; on two
 // threads they come out even for I = H/2, H and 2H (one thread takes dW_ih, the other dW_hh, and
-// the quarters of dx fill up the difference). (Splitting each weight
-// gradient in two by its columns instead made training at S2 and S3 on 1 thread 3-4% slower.)
-// The tasks are a function of the problem only, never of the thread count: the threads only
-// decide who runs which, so the sums come out bit for bit the same on any number of threads.
+// the quarters of dx fill up the difference). Splitting each weight gradient in two by its
+// columns instead made training at S2 and S3 on 1 thread 3-4% slower. The tasks are a function
+// of the problem only, never of the thread count: the threads only decide who runs which, so the
+// sums come out bit for bit the same on any number of threads.
 template <typename F>
 void chunk_gradients(const Dims& d, const ChunkRows<F>& c, const F* h0, const F* W_ih, F* dW_ih,
                      F* dW_hh, F* bias_sum) {
