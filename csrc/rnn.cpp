@@ -336,7 +336,7 @@ void rnn_backward(const Dims& d, Activation act, bool reverse,
         //   h[t] = act(z[t]),  z[t] = x[t] W_ih^T + b + h_prev W_hh^T
         //   dz[t] = (dh[t] + dz[next] W_hh) * act'(h[t]);   dh0 = dz[first] W_hh
         // and, with lengths, dx[t] = dz[t] W_ih straight into the sequences' rows of dx (without,
-        // dx is one GEMM per chunk below, where OpenBLAS is a little faster).
+        // dx is made by OpenBLAS in chunk_gradients below, a little faster there).
         const std::vector<std::int64_t> slices = batch_slices<F>(d, sb, s_lo, s_hi);
         parallel_for(static_cast<int>(slices.size() - 1), [&](int i) {
             k.backward_loop(act, reverse, T, order, slices[i], slices[i + 1], H, h, ldh, B * ldh,

@@ -241,8 +241,6 @@ def test_rnn_with_lengths_agrees_with_reference(case, data):
     want = run_reference(rnn.parameters(), x, h0, grad_output, grad_h_n, lengths=lengths,
                          **case["opts"])
     assert_results_close(got, want, case["dtype"], scale=FLOAT32_SCALE[case["dtype"]])
-    padded = np.arange(T)[:, None] >= np.array(lengths)[None, :]  # (T, B)
-    if case["opts"]["batch_first"]:
-        padded = padded.T
+    padded = ~rnncore.length_mask(lengths, T, batch_first=case["opts"]["batch_first"])
     output, _, grad_x, _, _ = got
     assert np.all(output[padded] == 0) and np.all(grad_x[padded] == 0)

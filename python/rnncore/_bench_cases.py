@@ -187,6 +187,11 @@ class TorchImpl:
 IMPLS = {impl.name: impl for impl in (RncoreImpl, NumpyImpl, TorchImpl)}
 
 
+def agreement_tolerances(dtype) -> tuple[float, float]:
+    """(rtol, atol) within which implementations must agree before they are timed."""
+    return (2e-3, 2e-4) if np.dtype(dtype) == np.float32 else (1e-9, 1e-11)
+
+
 def copy_grads(grads: dict) -> dict:
     """The gradients of one train() call, copied (rnncore accumulates into its arrays)."""
     return {name: np.array(g) for name, g in grads.items()}

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._bench_cases import (QUIET_S, ROUNDS, Timing, assert_same_grads, copy_grads,
-                           limited_threads, time_calls)
+from ._bench_cases import (QUIET_S, ROUNDS, Timing, agreement_tolerances, assert_same_grads,
+                           copy_grads, limited_threads, time_calls)
 from .lengths import length_mask
 from .rnn import RNN
 
@@ -123,7 +123,7 @@ class TorchPadded(TorchPacked):
 
 def check_agreement(impls: dict, lengths: np.ndarray, dtype) -> None:
     """The pairs that compute the same thing must agree before anything is timed."""
-    rtol, atol = (2e-3, 2e-4) if np.dtype(dtype) == np.float32 else (1e-9, 1e-11)
+    rtol, atol = agreement_tolerances(dtype)
 
     # forward output and gradients (fresh: one train() per impl, copied, as two share an rnn)
     got = {name: (np.array(impl.forward()), copy_grads(impl.train()))
@@ -136,9 +136,9 @@ def check_agreement(impls: dict, lengths: np.ndarray, dtype) -> None:
                                        err_msg=f"lengths: {other} forward disagrees with {ref}")
             assert_same_grads(grads, want_grads, rtol, atol,
                               f"lengths: {other} {{}} disagrees with {ref}")
-    # Torch or not: one forward direction gives the padded run's outputs on the valid steps, 0 after,
-    # and the padded run's gradients when the output gradient is 0 at the padded steps (nothing
-    # then flows back from them).
+    # Torch or not: one forward direction gives the padded run's outputs on the valid steps, 0
+    # after, and the padded run's gradients when the output gradient is 0 at the padded steps
+    # (nothing then flows back from them).
     ours, ours_grads = got["rnncore lengths"]
     valid = length_mask(lengths, len(ours))
     np.testing.assert_allclose(ours[valid], got["rnncore padded"][0][valid],

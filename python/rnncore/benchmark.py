@@ -25,9 +25,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from . import _bench_lengths, _bench_memory, _bench_plot, _bench_scaling, _bench_stream
-from ._bench_cases import (IMPLS, SHAPES, Case, Timing, assert_same_grads, copy_grads,
-                           impl_names, limited_threads, make_problem, parse_case, time_calls,
-                           torch_available)
+from ._bench_cases import (IMPLS, SHAPES, Case, Timing, agreement_tolerances, assert_same_grads,
+                           copy_grads, impl_names, limited_threads, make_problem, parse_case,
+                           time_calls, torch_available)
 
 __all__ = ["SHAPES", "Case", "Result", "add_arguments", "bench_case", "check_agreement", "run"]
 
@@ -53,7 +53,7 @@ def sgemm_gflops(reps: int = 5) -> float:
 def check_agreement(impls, dtype) -> None:
     """Every implementation must give rnncore's forward output and every gradient before timing
     (the first train() of each: parameter gradients accumulate over calls)."""
-    rtol, atol = (2e-3, 2e-4) if dtype == np.float32 else (1e-9, 1e-11)
+    rtol, atol = agreement_tolerances(dtype)
     ref = impls[0]
     want_out, want_grads = ref.forward(), copy_grads(ref.train())
     for impl in impls[1:]:
