@@ -11,6 +11,7 @@
 // kind of tile: results do not depend on how the batch is split across threads.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
@@ -20,6 +21,7 @@
 
 #include "elementwise_impl.h"
 #include "rnncore/recurrent.h"
+#include "rnncore/thread_pool.h"
 
 namespace rnncore {
 namespace {
@@ -313,7 +315,7 @@ template <typename F>
 void forward_loop(Activation act, bool reverse, std::int64_t T, const BatchOrder& order,
                   std::int64_t begin, std::int64_t end, std::int64_t I, std::int64_t H,
                   const F* x, std::int64_t ldx, std::int64_t x_step, const F* h0,
-                  const F* packed, F* h, std::int64_t ldh, std::int64_t h_step) {
+                  const F* packed, F* h, std::int64_t ldh, std::int64_t h_step, StepBlocks* blocks) {
     const int NR = kNR<F>;
     const std::int64_t panels = panel_count<F>(H);
     const F* bias = packed + panels * NR * (I + H);
@@ -321,9 +323,11 @@ void forward_loop(Activation act, bool reverse, std::int64_t T, const BatchOrder
     const std::int64_t steps = order.length(begin, T);  // the longest sequence comes first
     std::int64_t running = end;
     TileRows<F> tile[2];
-    for (std::int64_t s = 0; s < steps; ++s) {
+    // Loop step s for the panels [p_lo, p_hi) of the rows still running.
+    auto step = [&](std::int64_t s, std::int64_t p_lo, std::int64_t p_hi) {
         running = order.running_end(begin, running, s, T);
         const std::int64_t Hk = (s > 0 || h0) ? H : 0;
+        const std::int64_t c0 = p_lo * NR, c1 = std::min(H, p_hi * NR);
         auto rows_of = [&](std::int64_t r0, std::int64_t n, TileRows<F>& t) {
             for (std::int64_t r = 0; r < n; ++r) {
                 const std::int64_t j = r0 + r, b = order.row(j);
@@ -339,17 +343,22 @@ void forward_loop(Activation act, bool reverse, std::int64_t T, const BatchOrder
             tile_heights(running - r0, n);
             rows_of(r0, n[0], tile[0]);
             rows_of(r0 + n[0], n[1], tile[1]);
-            for (std::int64_t p = 0; p < panels; ++p) {
+            for (std::int64_t p = p_lo; p < p_hi; ++p) {
                 const F* panel = packed + p * NR * (I + H);
                 const int ncols = static_cast<int>(H - p * NR < NR ? H - p * NR : NR);
                 for (int i = 0; i < 2 && n[i]; ++i)
                     by_height(n[i], [&](auto R) { forward_tile<F, decltype(R)::value>(I, Hk, tile[i], panel, bias + p * NR, p * NR, ncols); });
             }
             for (std::int64_t r = 0; r < n[0] + n[1]; ++r)  // still in cache
-                activate<F>(act, 1, H, tile[r / kMR].out[r % kMR], H);
+                activate<F>(act, 1, c1 - c0, tile[r / kMR].out[r % kMR] + c0, H);
             r0 += n[0] + n[1];
         }
+    };
+    if (!blocks) {
+        for (std::int64_t s = 0; s < steps; ++s) step(s, 0, panels);
+        return;
     }
+    for (std::int64_t s, p_lo, p_hi; blocks->claim(s, p_lo, p_hi); blocks->finish()) step(s, p_lo, p_hi);
 }
 
 template <typename F>
@@ -359,23 +368,27 @@ void backward_loop(Activation act, bool reverse, std::int64_t T, const BatchOrde
                    const F* dh, std::int64_t lddh, std::int64_t dh_step, const F* dh_n,
                    const F* packed, F* const* dz, std::int64_t s_lo, std::int64_t s_hi, F* dh0,
                    std::int64_t I, F* dx, std::int64_t lddx, std::int64_t dx_step, bool accumulate_dx,
-                   const GatherRows<F>* gather) {
+                   const GatherRows<F>* gather, StepBlocks* blocks) {
     const int NR = kNR<F>;
     const std::int64_t panels_h = panel_count<F>(H), panels = panels_h + (dx ? panel_count<F>(I) : 0);
     const Epilogue to_dx = accumulate_dx ? Epilogue::DxAdd : Epilogue::Dx;
     auto time = [&](std::int64_t j, std::int64_t s) { return reverse ? order.length(j, T) - 1 - s : s; };
-    std::int64_t running = order.running_end(begin, end, s_hi, T);  // rows past s_hi - 1
     TileRows<F> tile[2];
-    for (std::int64_t s = s_hi - 1; s >= s_lo; --s) {
-        // Sequences whose last step is s start here: dz = (dh + dh_n) * act'(h).
-        const std::int64_t was_running = running;
-        running = order.running_end(begin, end, s, T);
-        for (std::int64_t j = was_running; j < running; ++j) {
+    // The columns [c0, c1) of dz(s) of the sequences whose last step is s:
+    // dz = (dh + dh_n) * act'(h).
+    auto starts = [&](std::int64_t s, std::int64_t c0, std::int64_t c1) {
+        for (std::int64_t j = order.running_end(begin, end, s + 1, T); j < order.running_end(begin, end, s, T); ++j) {
             const std::int64_t b = order.row(j), t = time(j, s);
-            activation_grad<F>(act, 1, H, dh + t * dh_step + b * lddh, lddh,
-                               dh_n ? dh_n + b * H : nullptr, h + t * h_step + b * ldh, ldh,
-                               dz[s] + j * H, H);
+            activation_grad<F>(act, 1, c1 - c0, dh + t * dh_step + b * lddh + c0, lddh,
+                               dh_n ? dh_n + b * H + c0 : nullptr, h + t * h_step + b * ldh + c0, ldh,
+                               dz[s] + j * H + c0, H);
         }
+    };
+    // Loop step s for the panels [p_lo, p_hi) (of dz's H columns when blocks share the loop: no
+    // dx, no gather) of the rows running at s, whose dz(s) is complete.
+    auto step = [&](std::int64_t s, std::int64_t p_lo, std::int64_t p_hi) {
+        const std::int64_t c0 = blocks ? p_lo * NR : 0, c1 = blocks ? std::min(H, p_hi * NR) : H;
+        const std::int64_t running = order.running_end(begin, end, s, T);
         // dz(s) @ W_hh into the previous step's dz (fused), or into dh0 after the first step;
         // dz(s) @ W_ih into dx.
         const bool fused = s > 0;
@@ -416,7 +429,7 @@ void backward_loop(Activation act, bool reverse, std::int64_t T, const BatchOrde
             if (r1 < running) tiles_at(r1, n_next, next);
             for (int i = 0; i < 2; ++i)
                 for (std::int64_t r = 0; r < n_next[i]; ++r) {
-                    if (fused) prefetch_row(next[i].dh[r], H), prefetch_row(next[i].h[r], H);
+                    if (fused) prefetch_row(next[i].dh[r] + c0, c1 - c0), prefetch_row(next[i].h[r] + c0, c1 - c0);
                     if (gather) prefetch_row(next[i].a2[r], gather->I);
                 }
             if (r1 >= running && s > s_lo) {  // the last tiles of step s: the next step's first
@@ -426,7 +439,8 @@ void backward_loop(Activation act, bool reverse, std::int64_t T, const BatchOrde
                     const std::int64_t b = order.row(j);
                     if (s - 1 > 0) {
                         const std::int64_t tp = time(j, s - 2);
-                        prefetch_row(dh + tp * dh_step + b * lddh, H), prefetch_row(h + tp * h_step + b * ldh, H);
+                        prefetch_row(dh + tp * dh_step + b * lddh + c0, c1 - c0);
+                        prefetch_row(h + tp * h_step + b * ldh + c0, c1 - c0);
                     }
                     if (gather) prefetch_row(gather->x + time(j, s - 1) * gather->x_step + b * gather->ldx, gather->I);
                 }
@@ -434,7 +448,7 @@ void backward_loop(Activation act, bool reverse, std::int64_t T, const BatchOrde
             for (std::int64_t r = 0; gather && r < n[0] + n[1]; ++r)
                 std::memcpy(gather->x_rows[s] + (r0 + r) * gather->I, tile[r / kMR].a2[r % kMR],
                             sizeof(F) * gather->I);
-            for (std::int64_t p = 0; p < panels; ++p) {
+            for (std::int64_t p = p_lo; p < p_hi; ++p) {
                 const F* panel = packed + p * NR * H;
                 const bool into_h = p < panels_h;
                 const std::int64_t col = (into_h ? p : p - panels_h) * NR, width = into_h ? H : I;
@@ -447,6 +461,17 @@ void backward_loop(Activation act, bool reverse, std::int64_t T, const BatchOrde
             r0 = r1;
             tile[0] = next[0], tile[1] = next[1], n[0] = n_next[0], n[1] = n_next[1];
         }
+    };
+    if (!blocks) {
+        for (std::int64_t s = s_hi - 1; s >= s_lo; --s) starts(s, 0, H), step(s, 0, panels);
+        return;
+    }
+    // Shared: a step's tiles read all of dz(s), so the starts of step s are made with the block's
+    // columns of the step before (s + 1), and those of s_hi - 1 in a first step of their own.
+    for (std::int64_t i, p_lo, p_hi; blocks->claim(i, p_lo, p_hi); blocks->finish()) {
+        const std::int64_t s = s_hi - i, c0 = p_lo * NR, c1 = std::min(H, p_hi * NR);
+        if (i > 0) step(s, p_lo, p_hi);
+        if (s - 1 >= s_lo) starts(s - 1, c0, c1);
     }
 }
 

@@ -1,6 +1,9 @@
 #include "rnncore/thread_pool.h"
 
 #include <unistd.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include <atomic>
 #include <chrono>
@@ -149,6 +152,27 @@ void parallel_for(int n, const std::function<void(int)>& task, bool worth_thread
         return;
     }
     pool().run(n, task);
+}
+
+bool StepBlocks::claim(std::int64_t& i, std::int64_t& p_lo, std::int64_t& p_hi) {
+    const std::int64_t g = next_.fetch_add(1, std::memory_order_relaxed);
+    if (g >= steps_ * blocks_) return false;
+    i = g / blocks_;
+    const std::int64_t b = g % blocks_;
+    p_lo = panels_ * b / blocks_, p_hi = panels_ * (b + 1) / blocks_;
+    // Every block of the steps before i was claimed before this one, by a thread that is running
+    // it now, so the wait ends. done_ reaches i * blocks only when exactly those have finished (a
+    // block of step i or later finishes only after this same wait).
+    for (int spin = 0; done_.load(std::memory_order_acquire) < i * blocks_; ++spin) {
+        if (spin < 2000) {  // ~50 us
+#if defined(__SSE2__)
+            _mm_pause();
+#endif
+        } else {
+            std::this_thread::yield();  // the other thread lost its core
+        }
+    }
+    return true;
 }
 
 }  // namespace rnncore

@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "rnncore/rnn.h"
+#include "rnncore/thread_pool.h"
 
 namespace rnncore {
 
@@ -79,10 +80,13 @@ struct RecurrentKernels {
     //   x: [T,B,I] (row stride ldx, step stride x_step); h0: [B,H] (stride H) or null;
     //   h: [T,B,H] (row stride ldh, step stride h_step), written at the sequences' steps (rows
     //   past a sequence's end are left alone: see zero_padding).
+    //   blocks: nullptr, or the loop's steps in blocks of columns shared with other threads
+    //   (StepBlocks over T steps and the panel_count(H) panels).
     void (*forward_loop)(Activation act, bool reverse, std::int64_t T, const BatchOrder& order,
                          std::int64_t begin, std::int64_t end, std::int64_t I, std::int64_t H,
                          const F* x, std::int64_t ldx, std::int64_t x_step, const F* h0,
-                         const F* packed, F* h, std::int64_t ldh, std::int64_t h_step);
+                         const F* packed, F* h, std::int64_t ldh, std::int64_t h_step,
+                         StepBlocks* blocks);
 
     // Back through loop steps s = s_hi-1 .. s_lo for the rows at positions [begin, end):
     //   dz(s) = (dh[t] + dz(s+1) W_hh) * act'(h[t])   (dh_n instead of dz(s+1) W_hh at a
@@ -95,13 +99,16 @@ struct RecurrentKernels {
     //   reads dz(s_hi-1) of the sequences that continue past s_hi-1 (written by the pass over
     //   the later steps), writes dz(s) for s in [s_lo, s_hi) and, when s_lo > 0, dz(s_lo - 1).
     //   gather: nullptr, or rows to gather for the steps [s_lo, s_hi) (see GatherRows).
+    //   blocks: nullptr, or the steps [s_lo, s_hi) (the last first) in blocks of dz's columns
+    //   shared with other threads (StepBlocks over s_hi - s_lo + 1 steps, the first for the
+    //   sequences that end at s_hi - 1, and panel_count(H) panels); only without dx and gather.
     void (*backward_loop)(Activation act, bool reverse, std::int64_t T, const BatchOrder& order,
                           std::int64_t begin, std::int64_t end, std::int64_t H,
                           const F* h, std::int64_t ldh, std::int64_t h_step,
                           const F* dh, std::int64_t lddh, std::int64_t dh_step, const F* dh_n,
                           const F* packed, F* const* dz, std::int64_t s_lo, std::int64_t s_hi,
                           F* dh0, std::int64_t I, F* dx, std::int64_t lddx, std::int64_t dx_step,
-                          bool accumulate_dx, const GatherRows<F>* gather);
+                          bool accumulate_dx, const GatherRows<F>* gather, StepBlocks* blocks);
 
     // One step without packing, for streaming: out[r] = act(x[r] W_ih^T + b + h[r] W_hh^T)
     // for `rows` rows (h nullptr: zero state), as dot products over the rows of W.

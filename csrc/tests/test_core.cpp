@@ -257,7 +257,7 @@ void test_recurrent(const RecurrentKernels<F>& k, const Case& c, std::uint64_t s
     k.pack_forward(d.I, d.H, pb.W_ih.p(), pb.W_hh.p(), pb.bi(), pb.bh(), packed.data());
     Mat<F> h = pb.h_init;
     k.forward_loop(c.act, c.reverse, d.T, order, 0, d.B, d.I, d.H, pb.x.p(), pb.x.ld, d.B * pb.x.ld,
-                   pb.h0p(), packed.data(), h.p(), h.ld, d.B * h.ld);
+                   pb.h0p(), packed.data(), h.p(), h.ld, d.B * h.ld, nullptr);
     k.zero_padding(d.T, order, 0, d.B, d.H, h.p(), h.ld, d.B * h.ld);
     const Mat<F> h_ref = pb.forward(rnn_forward_naive<F>);
     CHECK_EMPTY(compare("h", h, h_ref, pb.h_init, rtol));
@@ -279,9 +279,41 @@ void test_recurrent(const RecurrentKernels<F>& k, const Case& c, std::uint64_t s
         k.backward_loop(c.act, c.reverse, d.T, order, 0, d.B, d.H, h_ref.p(), h_ref.ld, d.B * h_ref.ld,
                         pb.dh.p(), pb.dh.ld, d.B * pb.dh.ld, c.dh_n ? pb.dh_n.p() : nullptr,
                         packed.data(), dz.data(), lo, hi, dh0.p(), d.I, dx.p(), dx.ld, d.B * dx.ld,
-                        c.accumulate_dx, nullptr);
+                        c.accumulate_dx, nullptr, nullptr);
     CHECK_EMPTY(compare("dh0", dh0, ref[P::DH0], pb.init[P::DH0], rtol));
     CHECK_EMPTY(compare("dx", dx, ref[P::DX], pb.init[P::DX], rtol));
+    if (pb.lens()) return;
+
+    // Shared by column blocks (StepBlocks), here all taken by this thread in turn: the same bits.
+    const i64 panels = panel_count<F>(d.H);
+    packed.assign(packed_forward_size<F>(d.I, d.H), nan<F>);
+    k.pack_forward(d.I, d.H, pb.W_ih.p(), pb.W_hh.p(), pb.bi(), pb.bh(), packed.data());
+    Mat<F> h_blocks = pb.h_init;
+    StepBlocks forward_blocks(d.T, 3, panels);
+    k.forward_loop(c.act, c.reverse, d.T, order, 0, d.B, d.I, d.H, pb.x.p(), pb.x.ld, d.B * pb.x.ld,
+                   pb.h0p(), packed.data(), h_blocks.p(), h_blocks.ld, d.B * h_blocks.ld, &forward_blocks);
+    CHECK_MSG(same_bits(h_blocks, h), "h by column blocks");
+    packed.assign(packed_backward_size<F>(0, d.H), nan<F>);
+    k.pack_backward(0, d.H, nullptr, pb.W_hh.p(), packed.data());
+    std::vector<F> dz_blocks(dz_all.size(), nan<F>);
+    Mat<F> dh0_loop = pb.init[P::DH0], dh0_blocks = pb.init[P::DH0];
+    for (const bool by_blocks : {false, true}) {
+        std::vector<F>& buf = by_blocks ? dz_blocks : dz_all;
+        buf.assign(buf.size(), nan<F>);
+        Mat<F>& out = by_blocks ? dh0_blocks : dh0_loop;
+        for (i64 s = 0; s < d.T; ++s) dz[s] = buf.data() + s * d.B * d.H;
+        for (const auto& [lo, hi] : {std::pair<i64, i64>{d.T / 2, d.T}, {0, d.T / 2}}) {
+            StepBlocks blocks(hi - lo + 1, 3, panels);
+            k.backward_loop(c.act, c.reverse, d.T, order, 0, d.B, d.H, h_ref.p(), h_ref.ld, d.B * h_ref.ld,
+                            pb.dh.p(), pb.dh.ld, d.B * pb.dh.ld, c.dh_n ? pb.dh_n.p() : nullptr,
+                            packed.data(), dz.data(), lo, hi, out.p(), d.I, nullptr, 0, 0, false, nullptr,
+                            by_blocks ? &blocks : nullptr);
+        }
+    }
+    CHECK_MSG(same_bits(dh0_blocks, dh0_loop), "dh0 by column blocks");
+    CHECK_MSG(dz_blocks.size() == dz_all.size() &&
+                  std::memcmp(dz_blocks.data(), dz_all.data(), dz_all.size() * sizeof(F)) == 0,
+              "dz by column blocks");
 }
 
 // Every combination of the options, on shapes with T = 1, B = 1, B = 0, T = 0, and one whose
