@@ -1,5 +1,5 @@
 // A small pool of worker threads for the kernels' independent work (batch slices, blocks of the
-// all-steps GEMMs). One job runs at a time; a caller that finds the pool busy (another Python
+// all-steps GEMMs) and for time loops shared step by step (StepBlocks). One job runs at a time; a caller that finds the pool busy (another Python
 // thread is computing) runs its tasks itself, so concurrent callers never wait on each other.
 #pragma once
 
