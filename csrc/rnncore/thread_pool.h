@@ -1,6 +1,7 @@
 // A small pool of worker threads for the kernels' independent work (batch slices, blocks of the
-// all-steps GEMMs) and for time loops shared step by step (StepBlocks). One job runs at a time; a caller that finds the pool busy (another Python
-// thread is computing) runs its tasks itself, so concurrent callers never wait on each other.
+// all-steps GEMMs) and for time loops shared step by step (StepBlocks). One job runs at a time;
+// a caller that finds the pool busy (another Python thread is computing) runs its tasks itself,
+// so concurrent callers never wait on each other.
 #pragma once
 
 #include <atomic>
