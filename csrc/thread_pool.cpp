@@ -164,7 +164,7 @@ bool StepBlocks::claim(std::int64_t& i, std::int64_t& p_lo, std::int64_t& p_hi) 
     // it now, so the wait ends. done_ reaches i * blocks only when exactly those have finished (a
     // block of step i or later finishes only after this same wait).
     for (int spin = 0; done_.load(std::memory_order_acquire) < i * blocks_; ++spin) {
-        if (spin < 2000) {  // ~50 us
+        if (spin < 2000) {  // tens of microseconds
 #if defined(__SSE2__)
             _mm_pause();
 #endif
