@@ -387,7 +387,7 @@ void backward_loop(Activation act, bool reverse, std::int64_t T, const BatchOrde
     // Loop step s for the panels [p_lo, p_hi) (of dz's H columns when blocks share the loop: no
     // dx, no gather) of the rows running at s, whose dz(s) is complete.
     auto step = [&](std::int64_t s, std::int64_t p_lo, std::int64_t p_hi) {
-        const std::int64_t c0 = blocks ? p_lo * NR : 0, c1 = blocks ? std::min(H, p_hi * NR) : H;
+        const std::int64_t c0 = p_lo * NR, c1 = std::min(H, p_hi * NR);  // dx's panels come after H
         const std::int64_t running = order.running_end(begin, end, s, T);
         // dz(s) @ W_hh into the previous step's dz (fused), or into dh0 after the first step;
         // dz(s) @ W_ih into dx.

@@ -75,13 +75,20 @@ SortedBatch sort_batch(const Dims& d, const std::int64_t* lengths) {
     return s;
 }
 
+// What a time-loop slice of `rows` batch rows costs, in full micro-tiles: a trailing partial
+// tile costs 0.86 of a full one (as measured for 4 rows).
+template <typename F>
+double tile_cost(std::int64_t rows) {
+    const std::int64_t MR = RecurrentKernels<F>::MR;
+    return static_cast<double>(rows / MR) + (rows % MR ? 0.86 : 0.0);
+}
+
 // Batch slices for the time loops over the loop steps [s_lo, s_hi), as position bounds
 // [bounds[i], bounds[i+1]), each starting at a multiple of MR (so every row lands in the same
 // kind of micro-tile however the batch is split: results independent of the thread count), when
 // there is enough work (flop) to be worth waking a thread for (~100 us):
-// - without lengths, one slice per thread with equal shares of tiles, a trailing partial tile
-//   counted as 0.86 of a full one (as measured for 4 rows); B=64 on 2 threads splits 5 | 5 tiles
-//   + 4 rows, not 6 | 4 + 4 (5% faster training at S4);
+// - without lengths, one slice per thread with equal shares of tile_cost; B=64 on 2 threads
+//   splits 5 | 5 tiles + 4 rows, not 6 | 4 + 4 (5% faster training at S4);
 // - with lengths, one slice per micro-tile, longest sequences first: parallel_for hands them out
 //   in that order, so the threads finish within a short tile's work of each other. (Two
 //   contiguous slices of equal sequence steps took 19.0 and 14.7 ms in `rnncore bench --lengths`
@@ -107,7 +114,7 @@ std::vector<std::int64_t> batch_slices(const Dims& d, const SortedBatch& sb, std
         // a trailing partial tile stays with the tile before it, as tile_heights runs them
         for (std::int64_t j = MR; live - j >= MR; j += MR) bounds.push_back(j);
     } else if (parts > 1) {
-        const double cost = static_cast<double>(d.B / MR) + (d.B % MR ? 0.86 : 0.0);
+        const double cost = tile_cost<F>(d.B);
         for (std::int64_t i = 1; i < parts; ++i) {  // each boundary at the tile nearest its share
             const std::int64_t tile = std::max<std::int64_t>(std::llround(cost * i / parts), bounds.back() / MR + 1);
             if (tile * MR >= d.B) break;
@@ -123,24 +130,24 @@ std::vector<std::int64_t> batch_slices(const Dims& d, const SortedBatch& sb, std
 // share however the batch divides into micro-tiles (B=64 is 10 tiles and 4 rows, which two slices
 // split 5 | 5 + 4; B=8 is a tile and 2 rows), at the cost of a hand-over between the threads at
 // every step and of both reading every row. Measured on 2 threads (paired, against the slices):
-// forward 0.94 at S4 and 0.96 at T=1000 B=8 I=H=64, training 0.97-0.99 at S4, 1.00 at S3.
-// Returns the number of column blocks (one per thread), or 0 to keep the slices: when they are
-// nearly even, when a step (step_flop) is too short for the hand-over (about a microsecond) to
-// pay, or when there are more threads than cores (a thread waiting at a step for one that lost
-// its core would wait a whole time slice). Blocks start at whole panels and every row lands in
-// the same tile as in a single slice: the results stay bit for bit the same.
+// forward 0.94 and 1.03 at S4 (two runs), 0.96 at T=1000 B=8 I=H=64; training 0.97-1.01 at S3
+// and S4. Returns the number of column blocks (one per thread), or 0 to keep the slices: when
+// they are nearly even, when a step (step_flop) is too short for the hand-over to pay, or when
+// there are more threads than cores (a thread waiting at a step for one that lost its core would
+// wait a whole time slice). Blocks start at whole panels and every row lands in the same tile as
+// in a single slice: the results stay bit for bit the same.
 template <typename F>
 std::int64_t column_blocks(const Dims& d, const SortedBatch& sb, const std::vector<std::int64_t>& slices,
                            std::int64_t step_flop) {
-    const std::int64_t threads = get_num_threads(), MR = RecurrentKernels<F>::MR;
+    const std::int64_t threads = get_num_threads();
     const std::int64_t cores = std::max<std::int64_t>(1, std::thread::hardware_concurrency());
     if (sb.order().steps || threads < 2 || threads > cores || panel_count<F>(d.H) < threads ||
         step_flop < 64'000 || slices.size() < 3)
         return 0;
-    auto cost = [&](std::int64_t rows) { return static_cast<double>(rows / MR) + (rows % MR ? 0.86 : 0.0); };
     double widest = 0;
-    for (size_t i = 0; i + 1 < slices.size(); ++i) widest = std::max(widest, cost(slices[i + 1] - slices[i]));
-    return widest > 1.04 * cost(d.B) / static_cast<double>(threads) ? threads : 0;
+    for (size_t i = 0; i + 1 < slices.size(); ++i)
+        widest = std::max(widest, tile_cost<F>(slices[i + 1] - slices[i]));
+    return widest > 1.04 * tile_cost<F>(d.B) / static_cast<double>(threads) ? threads : 0;
 }
 
 // Loop steps per chunk of the backward: about kChunkRows rows of dz, balanced over T.
@@ -264,17 +271,11 @@ void rnn_forward(const Dims& d, Activation act, bool reverse,
     zero_padded_rows<F>(d, sb, d.H, h, ldh);  // padded steps of the output
     const std::vector<std::int64_t> slices = batch_slices<F>(d, sb, 0, d.T);
     const std::int64_t blocks = column_blocks<F>(d, sb, slices, 2 * d.B * d.H * (d.I + d.H));
-    if (blocks) {
-        StepBlocks shared(d.T, blocks, panel_count<F>(d.H));
-        parallel_for(static_cast<int>(blocks), [&](int) {
-            k.forward_loop(act, reverse, d.T, order, 0, d.B, d.I, d.H, x, ldx, d.B * ldx, h0, work, h,
-                           ldh, d.B * ldh, &shared);
-        });
-        return;
-    }
-    parallel_for(static_cast<int>(slices.size() - 1), [&](int i) {
-        k.forward_loop(act, reverse, d.T, order, slices[i], slices[i + 1], d.I, d.H, x, ldx,
-                       d.B * ldx, h0, work, h, ldh, d.B * ldh, nullptr);
+    StepBlocks shared(d.T, std::max<std::int64_t>(blocks, 1), panel_count<F>(d.H));
+    parallel_for(static_cast<int>(blocks ? blocks : slices.size() - 1), [&](int i) {
+        const std::int64_t begin = blocks ? 0 : slices[i], end = blocks ? d.B : slices[i + 1];
+        k.forward_loop(act, reverse, d.T, order, begin, end, d.I, d.H, x, ldx, d.B * ldx, h0, work,
+                       h, ldh, d.B * ldh, blocks ? &shared : nullptr);
     });
 }
 

@@ -6,6 +6,8 @@ both thread counts run the same single-thread code), n threads as slower than 1.
 is measured here the way `--lengths` measures its ratio: rnncore on 1 thread and on n threads
 call by call in turn, each timed call after an untimed one at its new thread count (which starts
 the worker threads), and the speedup is the median of t(1 thread) / t(n threads) over the pairs.
+Before timing, the forward output and every gradient on n threads must equal those on 1 thread
+bit for bit, as the kernels promise.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import statistics
 import time
 from dataclasses import dataclass
 
+import numpy as np
+
 from . import threads as rnncore_threads
-from ._bench_cases import IMPLS, QUIET_S, Case, limited_threads, make_problem
+from ._bench_cases import IMPLS, QUIET_S, Case, copy_grads, limited_threads, make_problem
 
 PAIRS = 30  # paired calls at least, per mode (15 gave S3 forward 1.38x to 2.0x in four runs)
 
@@ -47,10 +51,26 @@ def paired_speedup(fn, n_threads: int, min_pairs: int, budget_s: float) -> tuple
     return statistics.median(ratios), len(ratios)
 
 
+def check_same_results(impl, n_threads: int) -> None:
+    """The forward output and one training step's gradients on n_threads equal those on 1."""
+    results = []
+    for n in (1, n_threads):
+        rnncore_threads.set_num_threads(n)
+        impl.rnn.zero_grad()  # parameter gradients accumulate over calls
+        results.append((np.array(impl.forward()), copy_grads(impl.train())))
+    (out, grads), (want_out, want_grads) = results[1], results[0]
+    where = f"thread scaling: rnncore on {n_threads} threads"
+    np.testing.assert_array_equal(out, want_out, err_msg=f"{where}: forward differs from 1 thread")
+    for name, want in want_grads.items():
+        np.testing.assert_array_equal(grads[name], want,
+                                      err_msg=f"{where}: {name} differs from 1 thread")
+
+
 def bench_scaling(case: Case, n_threads: int, dtype, min_pairs: int, budget_s: float) -> Scaling:
     """rnncore's speedup on n_threads over 1 thread for `case`, forward and training step."""
     impl = IMPLS["rnncore"](*make_problem(case, dtype))
     with limited_threads(n_threads):  # numpy's BLAS too; rnncore's count switches per call
+        check_same_results(impl, n_threads)
         fwd, pairs_f = paired_speedup(impl.forward, n_threads, min_pairs, budget_s)
         train, pairs_t = paired_speedup(impl.train, n_threads, min_pairs, budget_s)
     return Scaling(case.label(), n_threads, fwd, train, min(pairs_f, pairs_t))
