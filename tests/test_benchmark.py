@@ -61,21 +61,29 @@ def test_table_and_json(tmp_path, capsys):
     path = tmp_path / "bench.json"
     assert main(TINY + ["--json", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "numpy sgemm 1024^3 =" in out and "mem MB" in out
+    assert "%peak" in out and "mem MB" in out
     rows = [line.split() for line in out.splitlines() if line.startswith("custom T5 B2 I3 H4")]
     assert [row[5] for row in rows][:2] == ["rnncore", "numpy"]
-    assert all(row[12] == "-" for row in rows)  # memory not measured
+    assert all(row[13] == "-" for row in rows)  # memory not measured
     data = json.loads(path.read_text())
-    assert set(data) == {"dtype", "peak_gflops", "memory_min_mb", "results", "scaling", "stream",
-                         "lengths"}
-    assert data["dtype"] == "float32" and data["peak_gflops"]["1"] > 0 and data["stream"] == []
+    assert set(data) == {"dtype", "memory_min_mb", "results", "scaling", "stream", "lengths"}
+    assert data["dtype"] == "float32" and data["stream"] == []
     assert data["lengths"] == [] and data["scaling"] == []  # one thread count: no scaling
     assert len(data["results"]) == len(rows)
     first = data["results"][0]
     assert first["impl"] == "rnncore" and "numpy_train" in first["ratios"]
     assert set(first) >= {"case", "threads", "forward_ms", "train_ms", "forward_gflops",
-                          "train_gflops", "train_extra_mb"}
+                          "train_gflops", "train_extra_mb", "peak_gflops"}
+    # one sgemm rate per case and thread count, timed in turn with its training steps
+    assert all(r["peak_gflops"] == first["peak_gflops"] > 0 for r in data["results"])
     assert data["memory_min_mb"]["custom T5 B2 I3 H4"]["total"] > 0
+
+
+def test_percent_of_peak_is_the_training_rate_over_its_own_case_sgemm_rate():
+    rows = [benchmark.Result("S3", "rnncore", n, "float32", 10.0, 30.0, 50.0, 42.0,
+                             peak_gflops=peak) for n, peak in ((1, 60.0), (2, 120.0))]
+    lines = benchmark.format_table(rows).splitlines()[2:]
+    assert [line.split()[7:9] for line in lines] == [["70%", "60.0"], ["35%", "120.0"]]
 
 
 def test_disagreeing_implementation_is_caught():
@@ -196,7 +204,6 @@ def test_stream_against_torch_cell(with_step):
 
 def test_all_runs_every_shape_at_1_and_2_threads_and_the_stream(monkeypatch, capsys):
     calls, streamed, varied, scaled = [], [], [], []
-    monkeypatch.setattr(benchmark, "sgemm_gflops", lambda: 1.0)
     monkeypatch.setattr(_bench_scaling, "bench_scaling", lambda case, n, *a: scaled.append(
         (case.name, n)))
     monkeypatch.setattr(_bench_scaling, "format_scaling", lambda results: "")

@@ -4,7 +4,8 @@ Every implementation's forward output and gradients (grad_x, grad_h0 and every p
 checked against rnncore's before anything is timed. Implementations take turns in blocks of calls,
 each block after a pause that lets the worker threads of the one before go idle; the table reports
 medians, GFLOP/s from the FLOP count (forward 2*T*B*H*(I+H) per layer and direction, training
-step 3x that) and the ratios torch/rnncore and numpy/rnncore of the same run.
+step 3x that), the ratios torch/rnncore and numpy/rnncore of the same run, and %peak: the training
+step's rate over numpy's sgemm 1024^3 (`SgemmPeak`), timed in the same turns as the training steps.
 
 Also, in other modules: the peak extra memory of a training step (`--memory`, on by default;
 `_bench_memory`), single-step streaming latency (`--stream`; `_bench_stream`), a batch of
@@ -36,18 +37,25 @@ __all__ = ["SHAPES", "Case", "Result", "add_arguments", "bench_case", "check_agr
 class Result(Timing):
     ratios: dict = field(default_factory=dict)  # "torch_forward": t_torch / t_rnncore, ...
     train_extra_mb: float | None = None  # peak memory a training step adds (--memory)
+    peak_gflops: float | None = None  # numpy's sgemm rate, timed in turn with the training steps
 
 
-def sgemm_gflops(reps: int = 5) -> float:
-    """The machine's GEMM rate as numpy sees it: float32 1024^3 matmul, median of reps."""
-    a = np.random.default_rng(0).standard_normal((1024, 1024)).astype(np.float32)
-    a @ a
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        a @ a
-        times.append(time.perf_counter() - t0)
-    return 2 * 1024**3 / statistics.median(times) / 1e9
+class SgemmPeak:
+    """The machine's GEMM rate as numpy sees it: a float32 1024^3 matmul. bench_case times it in
+    turn with the implementations' training steps, block by block (time_calls), so that %peak
+    divides two rates of the same minutes, as the ratios between implementations do: a rate
+    measured once, before or after the cases, can land in a faster or slower spell of the shared
+    machine than the cases themselves."""
+
+    name = "sgemm"
+    flop = 2 * 1024**3
+
+    def __init__(self):
+        self.a = np.random.default_rng(0).standard_normal((1024, 1024)).astype(np.float32)
+        self.out = np.empty_like(self.a)
+
+    def train(self) -> None:
+        np.matmul(self.a, self.a, out=self.out)
 
 
 def check_agreement(impls, dtype) -> None:
@@ -70,13 +78,15 @@ def bench_case(case: Case, n_threads: int, dtype, min_reps: int, budget_s: float
     with limited_threads(n_threads):
         check_agreement(impls, dtype)
         fwd = time_calls(impls, "forward", min_reps, budget_s)
-        train = time_calls(impls, "train", min_reps, budget_s)
+        train = time_calls(impls + [SgemmPeak()], "train", min_reps, budget_s)
+    peak_gflops = SgemmPeak.flop / train[SgemmPeak.name] / 1e9
     results = []
     for impl in impls:
         results.append(Result(case.label(), impl.name, n_threads, np.dtype(dtype).name,
                               fwd[impl.name] * 1e3, train[impl.name] * 1e3,
                               case.forward_flop / fwd[impl.name] / 1e9,
-                              3 * case.forward_flop / train[impl.name] / 1e9))
+                              3 * case.forward_flop / train[impl.name] / 1e9,
+                              peak_gflops=peak_gflops))
     ours = results[0]
     for other in results[1:]:
         ours.ratios[f"{other.impl}_forward"] = other.forward_ms / ours.forward_ms
@@ -87,17 +97,16 @@ def bench_case(case: Case, n_threads: int, dtype, min_reps: int, budget_s: float
     return results
 
 
-def format_table(results, peak_by_threads) -> str:
+def format_table(results) -> str:
     head = (f"{'case':<30} {'impl':<8} {'thr':>3} {'fwd ms':>9} {'train ms':>9} {'fwd GF/s':>9} "
-            f"{'trn GF/s':>9} {'%peak':>6} {'mem MB':>7}  ratios (other time / rnncore time)")
+            f"{'trn GF/s':>9} {'%peak':>6} {'sgemm':>6} {'mem MB':>7}  ratios (other time / rnncore time)")
     lines = [head, "-" * len(head)]
     for r in results:
-        peak = peak_by_threads[r.threads]
         mem = "-" if r.train_extra_mb is None else f"{r.train_extra_mb:.2f}"
         ratios = "  ".join(f"{k} {v:.2f}x" for k, v in r.ratios.items())
         lines.append(f"{r.case:<30} {r.impl:<8} {r.threads:>3} {r.forward_ms:>9.3f} "
                      f"{r.train_ms:>9.3f} {r.forward_gflops:>9.1f} {r.train_gflops:>9.1f} "
-                     f"{100 * r.train_gflops / peak:>5.0f}% {mem:>7}  {ratios}".rstrip())
+                     f"{100 * r.train_gflops / r.peak_gflops:>5.0f}% {r.peak_gflops:>6.1f} {mem:>7}  {ratios}".rstrip())
     return "\n".join(lines)
 
 
@@ -156,19 +165,10 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("rnncore bench: nothing to run (no shapes, no --stream, no --lengths)")
     with_torch = not args.no_torch and torch_available()
     dtype = np.dtype(args.dtype)
-    results, peaks = [], {}
+    results = []
     for n in thread_counts if cases else []:
-        # The peak before and after this thread count's cases, and the higher one counts: a
-        # single measurement can land in a slow spell of the shared machine and flatter %peak.
-        with limited_threads(n):
-            before = sgemm_gflops()
         for case in cases:
             results += bench_case(case, n, dtype, args.reps, args.budget, with_torch, args.memory)
-        with limited_threads(n):
-            after = sgemm_gflops()
-        peaks[n] = max(before, after)
-        print(f"{n} thread(s): numpy sgemm 1024^3 = {before:.1f} GFLOP/s before the cases, "
-              f"{after:.1f} after; {peaks[n]:.1f} is the peak for %peak")
     scaling = [_bench_scaling.bench_scaling(case, n, dtype, _bench_scaling.PAIRS, args.budget)
                for case in cases for n in thread_counts if n > 1 and 1 in thread_counts]
     torch_note = "included" if with_torch else "not included" if args.no_torch else \
@@ -176,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
     minimum = {c.label(): _bench_memory.minimum_extra_mb(c, dtype) for c in cases}
     if cases:
         print(f"\n{dtype.name}, medians; torch {torch_note}")
-        print(format_table(results, peaks))
+        print(format_table(results))
         if args.memory:
             print("\n" + (format_memory_note(minimum) if _bench_memory.supported() else
                           "mem MB: not measured (needs Linux /proc/self/clear_refs)"))
@@ -194,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
         print("\n" + _bench_lengths.format_lengths(varied))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"dtype": dtype.name, "peak_gflops": peaks, "memory_min_mb": minimum,
+            json.dump({"dtype": dtype.name, "memory_min_mb": minimum,
                        "results": [asdict(r) for r in results],
                        "scaling": [asdict(r) for r in scaling],
                        "stream": [asdict(r) for r in streamed],
