@@ -12,7 +12,8 @@ import pytest
 from rnncore import (RNN, _bench_lengths, _bench_memory, _bench_plot, _bench_scaling, _bench_stream,
                      benchmark)
 from rnncore.__main__ import main
-from rnncore._bench_cases import IMPLS, impl_names, make_problem, parse_case, torch_available
+from rnncore._bench_cases import (IMPLS, QUIET_S, impl_names, make_problem, parse_case,
+                                  torch_available)
 from helpers import with_wrong_gradient
 
 TINY = ["bench", "--shapes", "5,2,3,4", "--budget", "0.01", "--reps", "2", "--no-memory"]
@@ -74,16 +75,38 @@ def test_table_and_json(tmp_path, capsys):
     assert first["impl"] == "rnncore" and "numpy_train" in first["ratios"]
     assert set(first) >= {"case", "threads", "forward_ms", "train_ms", "forward_gflops",
                           "train_gflops", "train_extra_mb", "peak_gflops"}
-    # one sgemm rate per case and thread count, timed in turn with its training steps
-    assert all(r["peak_gflops"] == first["peak_gflops"] > 0 for r in data["results"])
+    ours, numpy_row = data["results"][:2]
+    assert ours["peak_gflops"] > 0 and ours["percent_peak"] > 0
+    assert numpy_row["peak_gflops"] is None and numpy_row["percent_peak"] is None
+    assert rows[0][11].endswith("%") and rows[1][11:13] == ["-", "-"]  # %peak, sgemm: rnncore's
     assert data["memory_min_mb"]["custom T5 B2 I3 H4"]["total"] > 0
 
 
-def test_percent_of_peak_is_the_training_rate_over_its_own_case_sgemm_rate():
-    rows = [benchmark.Result("S3", "rnncore", n, "float32", 10.0, 30.0, 50.0, 42.0,
-                             peak_gflops=peak) for n, peak in ((1, 60.0), (2, 120.0))]
+def test_percent_of_peak_is_the_median_ratio_of_paired_calls(monkeypatch):
+    # rnncore's training steps and the sgemm in turn: median sgemm 10 ms, median of
+    # t_sgemm / t_train over the pairs 0.5 (not the ratio of the medians)
+    paired = []
+
+    def fake_time_paired(a, b, what, min_pairs, budget_s, pause_b):
+        paired.append((a.name, b.name, what, min_pairs, pause_b))
+        return 0.010, 0.030, 0.5
+
+    monkeypatch.setattr(benchmark, "time_paired", fake_time_paired)
+    case = parse_case("5,2,3,4")
+    ours = benchmark.bench_case(case, 1, np.float32, 2, 0.01, False)[0]
+    # with a pause before each training step: numpy's BLAS workers spin after the sgemm
+    assert paired == [("sgemm", "rnncore", "train", benchmark.PEAK_PAIRS, QUIET_S)]
+    assert ours.peak_gflops == pytest.approx(2 * 1024**3 / 0.010 / 1e9)
+    # train rate / sgemm rate = (3 F / t_train) / (2 * 1024^3 / t_sgemm), F the forward flop
+    assert ours.percent_peak == pytest.approx(100 * 3 * case.forward_flop / (2 * 1024**3) * 0.5)
+
+
+def test_table_shows_percent_of_peak_and_sgemm_rate_where_measured():
+    rows = [benchmark.Result("S3", impl, 1, "float32", 10.0, 30.0, 50.0, 42.0,
+                             peak_gflops=peak, percent_peak=percent)
+            for impl, peak, percent in (("rnncore", 60.0, 71.4), ("numpy", None, None))]
     lines = benchmark.format_table(rows).splitlines()[2:]
-    assert [line.split()[7:9] for line in lines] == [["70%", "60.0"], ["35%", "120.0"]]
+    assert [line.split()[7:9] for line in lines] == [["71%", "60.0"], ["-", "-"]]
 
 
 def test_disagreeing_implementation_is_caught():

@@ -101,6 +101,33 @@ def time_calls(impls, what: str, min_reps: int, budget_s: float) -> dict:
     return {name: statistics.median(t) for name, t in times.items()}
 
 
+def time_paired(a, b, what: str, min_pairs: int, budget_s: float, pause_b: float = 0.0) -> tuple:
+    """Median seconds per call of a's and b's `what`, and the median of a/b over adjacent calls.
+
+    The two run call by call in turn (in ROUNDS blocks, after a pause like time_calls), so each
+    ratio compares calls a fraction of a second apart: the drift of a shared machine, which moves
+    whole blocks by 10-30% here, cancels out of it. `pause_b` seconds of sleep before each call
+    of b let the worker threads a leaves spinning go idle first.
+    """
+    fa, fb = getattr(a, what), getattr(b, what)
+    ta: list[float] = []
+    tb: list[float] = []
+    for _ in range(ROUNDS):
+        time.sleep(QUIET_S)
+        fa(), fb()  # warm-up
+        start, calls = time.perf_counter(), 0
+        while calls < -(-min_pairs // ROUNDS) or time.perf_counter() - start < budget_s / ROUNDS:
+            for f, t in ((fa, ta), (fb, tb)):
+                if f is fb and pause_b:
+                    time.sleep(pause_b)
+                t0 = time.perf_counter()
+                f()
+                t.append(time.perf_counter() - t0)
+            calls += 1
+    ratio = statistics.median(x / y for x, y in zip(ta, tb))
+    return statistics.median(ta), statistics.median(tb), ratio
+
+
 def parse_case(text: str) -> Case:
     if text in SHAPES:
         return Case(text, **SHAPES[text])

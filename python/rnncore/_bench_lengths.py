@@ -20,14 +20,12 @@ step, so padded implementations show the work they waste as a lower rate.
 
 from __future__ import annotations
 
-import statistics
-import time
 from dataclasses import dataclass
 
 import numpy as np
 
-from ._bench_cases import (QUIET_S, ROUNDS, Timing, agreement_tolerances, assert_same_grads,
-                           copy_grads, limited_threads, time_calls)
+from ._bench_cases import (Timing, agreement_tolerances, assert_same_grads, copy_grads,
+                           limited_threads, time_calls, time_paired)
 from .lengths import length_mask
 from .rnn import RNN
 
@@ -154,31 +152,6 @@ def check_agreement(impls: dict, lengths: np.ndarray, dtype) -> None:
                       "output gradient")
 
 
-def time_paired(a, b, what: str, min_reps: int, budget_s: float) -> tuple:
-    """Median seconds per call of a's and b's `what`, and the median of a/b over adjacent calls.
-
-    The two run call by call in turn (in ROUNDS blocks, after a pause like time_calls), so each
-    ratio compares calls a fraction of a second apart: the drift of a shared machine, which moves
-    whole blocks by 10-30% here, cancels out of it.
-    """
-    fa, fb = getattr(a, what), getattr(b, what)
-    min_reps = max(min_reps, PAIRS)
-    ta: list[float] = []
-    tb: list[float] = []
-    for _ in range(ROUNDS):
-        time.sleep(QUIET_S)
-        fa(), fb()  # warm-up
-        start, calls = time.perf_counter(), 0
-        while calls < -(-min_reps // ROUNDS) or time.perf_counter() - start < budget_s / ROUNDS:
-            for f, t in ((fa, ta), (fb, tb)):
-                t0 = time.perf_counter()
-                f()
-                t.append(time.perf_counter() - t0)
-            calls += 1
-    ratio = statistics.median(x / y for x, y in zip(ta, tb))
-    return statistics.median(ta), statistics.median(tb), ratio
-
-
 def bench_lengths(thread_counts, dtype, min_reps: int, budget_s: float, with_torch: bool, *,
                   T: int, B: int, I: int, H: int, low: int, high: int, seed: int) -> list:
     """Check, then time each implementation at each thread count; the case is CASE's keys."""
@@ -201,7 +174,7 @@ def bench_lengths(thread_counts, dtype, min_reps: int, budget_s: float, with_tor
             others = [impl for impl in impls.values() if impl not in (ours, padded)]
             for what, times in (("forward", fwd), ("train", train)):
                 times[ours.name], times[padded.name], paired[what] = time_paired(
-                    ours, padded, what, min_reps, budget_s)
+                    ours, padded, what, max(min_reps, PAIRS), budget_s)
                 times.update(time_calls(others, what, min_reps, budget_s))
         for name in impls:
             ratios = (paired["forward"], paired["train"]) if name == ours.name else (None, None)

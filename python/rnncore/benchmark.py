@@ -4,8 +4,9 @@ Every implementation's forward output and gradients (grad_x, grad_h0 and every p
 checked against rnncore's before anything is timed. Implementations take turns in blocks of calls,
 each block after a pause that lets the worker threads of the one before go idle; the table reports
 medians, GFLOP/s from the FLOP count (forward 2*T*B*H*(I+H) per layer and direction, training
-step 3x that), the ratios torch/rnncore and numpy/rnncore of the same run, and %peak: the training
-step's rate over numpy's sgemm 1024^3 (`SgemmPeak`), timed in the same turns as the training steps.
+step 3x that), the ratios torch/rnncore and numpy/rnncore of the same run, and rnncore's %peak:
+its training step's rate over numpy's sgemm 1024^3 (`SgemmPeak`), the two timed call by call in
+turn.
 
 Also, in other modules: the peak extra memory of a training step (`--memory`, on by default;
 `_bench_memory`), single-step streaming latency (`--stream`; `_bench_stream`), a batch of
@@ -19,33 +20,38 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from . import _bench_lengths, _bench_memory, _bench_plot, _bench_scaling, _bench_stream
-from ._bench_cases import (IMPLS, SHAPES, Case, Timing, agreement_tolerances, assert_same_grads,
-                           copy_grads, impl_names, limited_threads, make_problem, parse_case,
-                           time_calls, torch_available)
+from ._bench_cases import (IMPLS, QUIET_S, SHAPES, Case, Timing, agreement_tolerances,
+                           assert_same_grads, copy_grads, impl_names, limited_threads, make_problem,
+                           parse_case, time_calls, time_paired, torch_available)
 
 __all__ = ["SHAPES", "Case", "Result", "add_arguments", "bench_case", "check_agreement", "run"]
+
+
+PEAK_PAIRS = 30  # training steps paired with an sgemm each, at least, for %peak
 
 
 @dataclass
 class Result(Timing):
     ratios: dict = field(default_factory=dict)  # "torch_forward": t_torch / t_rnncore, ...
     train_extra_mb: float | None = None  # peak memory a training step adds (--memory)
-    peak_gflops: float | None = None  # numpy's sgemm rate, timed in turn with the training steps
+    peak_gflops: float | None = None  # rnncore: numpy's sgemm rate in the pairs below
+    percent_peak: float | None = None  # rnncore: median of train rate / sgemm rate over pairs
 
 
 class SgemmPeak:
-    """The machine's GEMM rate as numpy sees it: a float32 1024^3 matmul. bench_case times it in
-    turn with the implementations' training steps, block by block (time_calls), so that %peak
-    divides two rates of the same minutes, as the ratios between implementations do: a rate
-    measured once, before or after the cases, can land in a faster or slower spell of the shared
-    machine than the cases themselves."""
+    """The machine's GEMM rate as numpy sees it: a float32 1024^3 matmul.
+
+    bench_case times it call by call in turn with rnncore's training step (time_paired), and
+    %peak is the median over those pairs of the step's rate over the matmul's: the shared
+    machine's speed drifts by 10-30% between blocks of calls and within a case's timing, so a rate
+    measured once before or after the cases, or in blocks of its own, can land in a faster or
+    slower spell than the training steps (such measurements gave %peak from 70% to 112% for the
+    same code)."""
 
     name = "sgemm"
     flop = 2 * 1024**3
@@ -78,16 +84,21 @@ def bench_case(case: Case, n_threads: int, dtype, min_reps: int, budget_s: float
     with limited_threads(n_threads):
         check_agreement(impls, dtype)
         fwd = time_calls(impls, "forward", min_reps, budget_s)
-        train = time_calls(impls + [SgemmPeak()], "train", min_reps, budget_s)
-    peak_gflops = SgemmPeak.flop / train[SgemmPeak.name] / 1e9
+        train = time_calls(impls, "train", min_reps, budget_s)
+        # numpy's OpenBLAS workers spin ~0.1 s after a call on 2 threads, taking a core from
+        # the training step (S3 on 2 threads read 1.7x slower right after an sgemm, 47% of peak)
+        sgemm_s, _, sgemm_over_train = time_paired(SgemmPeak(), impls[0], "train", PEAK_PAIRS,
+                                                   budget_s, pause_b=QUIET_S)
     results = []
     for impl in impls:
         results.append(Result(case.label(), impl.name, n_threads, np.dtype(dtype).name,
                               fwd[impl.name] * 1e3, train[impl.name] * 1e3,
                               case.forward_flop / fwd[impl.name] / 1e9,
-                              3 * case.forward_flop / train[impl.name] / 1e9,
-                              peak_gflops=peak_gflops))
+                              3 * case.forward_flop / train[impl.name] / 1e9))
     ours = results[0]
+    ours.peak_gflops = SgemmPeak.flop / sgemm_s / 1e9
+    # rate(train) / rate(sgemm) = (3 * forward flop / t_train) / (sgemm flop / t_sgemm)
+    ours.percent_peak = 100 * 3 * case.forward_flop / SgemmPeak.flop * sgemm_over_train
     for other in results[1:]:
         ours.ratios[f"{other.impl}_forward"] = other.forward_ms / ours.forward_ms
         ours.ratios[f"{other.impl}_train"] = other.train_ms / ours.train_ms
@@ -103,10 +114,12 @@ def format_table(results) -> str:
     lines = [head, "-" * len(head)]
     for r in results:
         mem = "-" if r.train_extra_mb is None else f"{r.train_extra_mb:.2f}"
+        percent = "-" if r.percent_peak is None else f"{r.percent_peak:.0f}%"
+        sgemm = "-" if r.peak_gflops is None else f"{r.peak_gflops:.1f}"
         ratios = "  ".join(f"{k} {v:.2f}x" for k, v in r.ratios.items())
         lines.append(f"{r.case:<30} {r.impl:<8} {r.threads:>3} {r.forward_ms:>9.3f} "
                      f"{r.train_ms:>9.3f} {r.forward_gflops:>9.1f} {r.train_gflops:>9.1f} "
-                     f"{100 * r.train_gflops / r.peak_gflops:>5.0f}% {r.peak_gflops:>6.1f} {mem:>7}  {ratios}".rstrip())
+                     f"{percent:>6} {sgemm:>6} {mem:>7}  {ratios}".rstrip())
     return "\n".join(lines)
 
 
