@@ -128,21 +128,25 @@ std::vector<std::int64_t> batch_slices(const Dims& d, const SortedBatch& sb, std
 // Instead of batch slices, a time loop without lengths can share every step among the threads
 // by columns, each step waiting for the one before (StepBlocks). Every thread then gets an equal
 // share however the batch divides into micro-tiles (B=64 is 10 tiles and 4 rows, which two slices
-// split 5 | 5 + 4; B=8 is a tile and 2 rows), at the cost of a hand-over between the threads at
-// every step and of both reading every row. Measured on 2 threads (paired, against the slices):
-// forward 0.94 and 1.03 at S4 (two runs), 0.96 at T=1000 B=8 I=H=64; training 0.97-1.01 at S3
-// and S4. Returns the number of column blocks (one per thread), or 0 to keep the slices: when
-// they are nearly even, when a step (step_flop) is too short for the hand-over to pay, or when
-// there are more threads than cores (a thread waiting at a step for one that lost its core would
-// wait a whole time slice). Blocks start at whole panels and every row lands in the same tile as
-// in a single slice: the results stay bit for bit the same.
+// split 5 | 5 + 4), at the cost of a hand-over between the threads at every step and of both
+// reading every row. Measured on 2 threads (paired, against the slices): forward 0.94 and 1.03 at
+// S4 (two runs); training 0.97-1.01 at S3 and S4. Returns the number of column blocks (one per
+// thread), or 0 to keep the slices: when they are nearly even, when there are more threads than
+// cores (a thread waiting at a step for one that lost its core would wait a whole time slice),
+// and when a step is short (step_flop under 1 Mflop, ~15 us on one core here). Short steps hand
+// over so often that every stall of either core (this shared VM's cores pause now and then) stops
+// both threads: at T=1000 B=8 I=H=64 (131 kflop a step), the paired 2-thread speedup of the
+// forward read 1.21, 1.18 and 0.61 in three runs by columns, and 1.34, 1.24, 1.17, 1.35 and 0.99
+// in five by slices (which never wait for each other: a stall holds up one slice only). Blocks
+// start at whole panels and every row lands in the same tile as in a single slice: the results
+// stay bit for bit the same.
 template <typename F>
 std::int64_t column_blocks(const Dims& d, const SortedBatch& sb, const std::vector<std::int64_t>& slices,
                            std::int64_t step_flop) {
     const std::int64_t threads = get_num_threads();
     const std::int64_t cores = std::max<std::int64_t>(1, std::thread::hardware_concurrency());
     if (sb.order().steps || threads < 2 || threads > cores || panel_count<F>(d.H) < threads ||
-        step_flop < 64'000 || slices.size() < 3)
+        step_flop < 1'000'000 || slices.size() < 3)
         return 0;
     double widest = 0;
     for (size_t i = 0; i + 1 < slices.size(); ++i)
