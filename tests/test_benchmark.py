@@ -12,8 +12,7 @@ import pytest
 from rnncore import (RNN, _bench_lengths, _bench_memory, _bench_plot, _bench_scaling, _bench_stream,
                      benchmark)
 from rnncore.__main__ import main
-from rnncore._bench_cases import (IMPLS, QUIET_S, impl_names, make_problem, parse_case,
-                                  torch_available)
+from rnncore._bench_cases import IMPLS, impl_names, make_problem, parse_case, torch_available
 from helpers import with_wrong_gradient
 
 TINY = ["bench", "--shapes", "5,2,3,4", "--budget", "0.01", "--reps", "2", "--no-memory"]
@@ -87,15 +86,15 @@ def test_percent_of_peak_is_the_median_ratio_of_paired_calls(monkeypatch):
     # t_sgemm / t_train over the pairs 0.5 (not the ratio of the medians)
     paired = []
 
-    def fake_time_paired(a, b, what, min_pairs, budget_s, pause_b):
-        paired.append((a.name, b.name, what, min_pairs, pause_b))
+    def fake_time_paired(a, b, what, min_pairs, budget_s, settle_b):
+        paired.append((a.name, b.name, what, min_pairs, settle_b))
         return 0.010, 0.030, 0.5
 
     monkeypatch.setattr(benchmark, "time_paired", fake_time_paired)
     case = parse_case("5,2,3,4")
     ours = benchmark.bench_case(case, 1, np.float32, 2, 0.01, False)[0]
-    # with a pause before each training step: numpy's BLAS workers spin after the sgemm
-    assert paired == [("sgemm", "rnncore", "train", benchmark.PEAK_PAIRS, QUIET_S)]
+    # each timed training step settled: numpy's BLAS workers spin after the sgemm
+    assert paired == [("sgemm", "rnncore", "train", benchmark.PEAK_PAIRS, True)]
     assert ours.peak_gflops == pytest.approx(2 * 1024**3 / 0.010 / 1e9)
     # train rate / sgemm rate = (3 F / t_train) / (2 * 1024^3 / t_sgemm), F the forward flop
     assert ours.percent_peak == pytest.approx(100 * 3 * case.forward_flop / (2 * 1024**3) * 0.5)

@@ -101,13 +101,14 @@ def time_calls(impls, what: str, min_reps: int, budget_s: float) -> dict:
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def time_paired(a, b, what: str, min_pairs: int, budget_s: float, pause_b: float = 0.0) -> tuple:
+def time_paired(a, b, what: str, min_pairs: int, budget_s: float, settle_b: bool = False) -> tuple:
     """Median seconds per call of a's and b's `what`, and the median of a/b over adjacent calls.
 
     The two run call by call in turn (in ROUNDS blocks, after a pause like time_calls), so each
     ratio compares calls a fraction of a second apart: the drift of a shared machine, which moves
-    whole blocks by 10-30% here, cancels out of it. `pause_b` seconds of sleep before each call
-    of b let the worker threads a leaves spinning go idle first.
+    whole blocks by 10-30% here, cancels out of it. With `settle_b`, each timed call of b comes
+    after a pause of QUIET_S (the worker threads a left spinning go idle) and an untimed call of b
+    (which brings back into the caches what a evicted, and wakes b's own threads).
     """
     fa, fb = getattr(a, what), getattr(b, what)
     ta: list[float] = []
@@ -118,8 +119,9 @@ def time_paired(a, b, what: str, min_pairs: int, budget_s: float, pause_b: float
         start, calls = time.perf_counter(), 0
         while calls < -(-min_pairs // ROUNDS) or time.perf_counter() - start < budget_s / ROUNDS:
             for f, t in ((fa, ta), (fb, tb)):
-                if f is fb and pause_b:
-                    time.sleep(pause_b)
+                if f is fb and settle_b:
+                    time.sleep(QUIET_S)
+                    f()
                 t0 = time.perf_counter()
                 f()
                 t.append(time.perf_counter() - t0)

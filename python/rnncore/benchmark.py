@@ -25,9 +25,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from . import _bench_lengths, _bench_memory, _bench_plot, _bench_scaling, _bench_stream
-from ._bench_cases import (IMPLS, QUIET_S, SHAPES, Case, Timing, agreement_tolerances,
-                           assert_same_grads, copy_grads, impl_names, limited_threads, make_problem,
-                           parse_case, time_calls, time_paired, torch_available)
+from ._bench_cases import (IMPLS, SHAPES, Case, Timing, agreement_tolerances, assert_same_grads,
+                           copy_grads, impl_names, limited_threads, make_problem, parse_case,
+                           time_calls, time_paired, torch_available)
 
 __all__ = ["SHAPES", "Case", "Result", "add_arguments", "bench_case", "check_agreement", "run"]
 
@@ -85,10 +85,11 @@ def bench_case(case: Case, n_threads: int, dtype, min_reps: int, budget_s: float
         check_agreement(impls, dtype)
         fwd = time_calls(impls, "forward", min_reps, budget_s)
         train = time_calls(impls, "train", min_reps, budget_s)
-        # numpy's OpenBLAS workers spin ~0.1 s after a call on 2 threads, taking a core from
-        # the training step (S3 on 2 threads read 1.7x slower right after an sgemm, 47% of peak)
+        # Settled: numpy's OpenBLAS workers spin ~0.1 s after a call on 2 threads, taking a core
+        # from the training step (S3 on 2 threads right after an sgemm read 47% of peak), and the
+        # sgemm's 12 MB leave the caches cold (S2 on 2 threads after the pause alone read 32%).
         sgemm_s, _, sgemm_over_train = time_paired(SgemmPeak(), impls[0], "train", PEAK_PAIRS,
-                                                   budget_s, pause_b=QUIET_S)
+                                                   budget_s, settle_b=True)
     results = []
     for impl in impls:
         results.append(Result(case.label(), impl.name, n_threads, np.dtype(dtype).name,
