@@ -12,6 +12,7 @@ import pytest
 from rnncore import (RNN, _bench_lengths, _bench_memory, _bench_plot, _bench_scaling, _bench_stream,
                      benchmark)
 from rnncore.__main__ import main
+from rnncore import _bench_cases
 from rnncore._bench_cases import IMPLS, impl_names, make_problem, parse_case, torch_available
 from helpers import with_wrong_gradient
 
@@ -98,6 +99,27 @@ def test_percent_of_peak_is_the_median_ratio_of_paired_calls(monkeypatch):
     assert ours.peak_gflops == pytest.approx(2 * 1024**3 / 0.010 / 1e9)
     # train rate / sgemm rate = (3 F / t_train) / (2 * 1024^3 / t_sgemm), F the forward flop
     assert ours.percent_peak == pytest.approx(100 * 3 * case.forward_flop / (2 * 1024**3) * 0.5)
+
+
+def test_time_paired_settles_each_timed_call_of_b(monkeypatch):
+    calls = []
+
+    class Impl:
+        def __init__(self, name):
+            self.name = name
+
+        def train(self):
+            calls.append(self.name)
+
+    monkeypatch.setattr(_bench_cases.time, "sleep", lambda s: calls.append(f"sleep {s}"))
+    _bench_cases.time_paired(Impl("a"), Impl("b"), "train", _bench_cases.ROUNDS, 0.0,
+                             settle_b=True)
+    # per round: a pause and both warmed up, then one pair: a timed; a pause, b untimed, b timed
+    pause = f"sleep {_bench_cases.QUIET_S}"
+    assert calls == [pause, "a", "b", "a", pause, "b", "b"] * _bench_cases.ROUNDS
+    calls.clear()
+    _bench_cases.time_paired(Impl("a"), Impl("b"), "train", _bench_cases.ROUNDS, 0.0)
+    assert calls == [pause, "a", "b", "a", "b"] * _bench_cases.ROUNDS
 
 
 def test_table_shows_percent_of_peak_and_sgemm_rate_where_measured():

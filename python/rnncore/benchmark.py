@@ -87,7 +87,8 @@ def bench_case(case: Case, n_threads: int, dtype, min_reps: int, budget_s: float
         train = time_calls(impls, "train", min_reps, budget_s)
         # Settled: numpy's OpenBLAS workers spin ~0.1 s after a call on 2 threads, taking a core
         # from the training step (S3 on 2 threads right after an sgemm read 47% of peak), and the
-        # sgemm's 12 MB leave the caches cold (S2 on 2 threads after the pause alone read 32%).
+        # sgemm's 12 MB leave the caches cold. Steps of a few ms still read low: S2 on 2 threads
+        # 32% after the pause alone, 37-39% settled, against ~70% from the table's two rates.
         sgemm_s, _, sgemm_over_train = time_paired(SgemmPeak(), impls[0], "train", PEAK_PAIRS,
                                                    budget_s, settle_b=True)
     results = []
