@@ -111,6 +111,12 @@ def time_paired(a, b, what: str, min_pairs: int, budget_s: float, settle_b: bool
     (which brings back into the caches what a evicted, and wakes b's own threads).
     """
     fa, fb = getattr(a, what), getattr(b, what)
+
+    def seconds(f) -> float:
+        t0 = time.perf_counter()
+        f()
+        return time.perf_counter() - t0
+
     ta: list[float] = []
     tb: list[float] = []
     for _ in range(ROUNDS):
@@ -118,13 +124,11 @@ def time_paired(a, b, what: str, min_pairs: int, budget_s: float, settle_b: bool
         fa(), fb()  # warm-up
         start, calls = time.perf_counter(), 0
         while calls < -(-min_pairs // ROUNDS) or time.perf_counter() - start < budget_s / ROUNDS:
-            for f, t in ((fa, ta), (fb, tb)):
-                if f is fb and settle_b:
-                    time.sleep(QUIET_S)
-                    f()
-                t0 = time.perf_counter()
-                f()
-                t.append(time.perf_counter() - t0)
+            ta.append(seconds(fa))
+            if settle_b:
+                time.sleep(QUIET_S)
+                fb()
+            tb.append(seconds(fb))
             calls += 1
     ratio = statistics.median(x / y for x, y in zip(ta, tb))
     return statistics.median(ta), statistics.median(tb), ratio

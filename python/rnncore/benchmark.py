@@ -39,8 +39,10 @@ PEAK_PAIRS = 30  # training steps paired with an sgemm each, at least, for %peak
 class Result(Timing):
     ratios: dict = field(default_factory=dict)  # "torch_forward": t_torch / t_rnncore, ...
     train_extra_mb: float | None = None  # peak memory a training step adds (--memory)
-    peak_gflops: float | None = None  # rnncore: numpy's sgemm rate in the pairs below
-    percent_peak: float | None = None  # rnncore: median of train rate / sgemm rate over pairs
+    # rnncore's row only (bench_case): the median sgemm rate in the %peak pairs, and the median
+    # over those pairs of the training rate over the sgemm rate
+    peak_gflops: float | None = None
+    percent_peak: float | None = None
 
 
 class SgemmPeak:
@@ -60,7 +62,7 @@ class SgemmPeak:
         self.a = np.random.default_rng(0).standard_normal((1024, 1024)).astype(np.float32)
         self.out = np.empty_like(self.a)
 
-    def train(self) -> None:
+    def train(self) -> None:  # the name time_paired calls on both sides of a pair
         np.matmul(self.a, self.a, out=self.out)
 
 
