@@ -6,10 +6,22 @@
   .hypothesis/ for replay: ``pytest --hypothesis-profile=fuzz tests/test_fuzz.py``.
 
 The fuzz tests size their budgets as multiples of the profile's max_examples (100 for "ci").
+
+Also the fixture `few_peak_pairs`, for the tests that run `rnncore bench` on tiny cases.
 """
 
+import pytest
 from hypothesis import settings
 
 settings.register_profile("ci", derandomize=True, database=None, deadline=None)
 settings.register_profile("fuzz", max_examples=2000, deadline=None)
 settings.load_profile("ci")
+
+
+@pytest.fixture
+def few_peak_pairs(monkeypatch):
+    """bench's %peak pairs at their fewest (one per round): each is settled by a 0.3 s pause, so
+    the 30 of a real run made every tiny bench_case in the tests take ~15 s."""
+    from rnncore import _bench_cases, benchmark
+
+    monkeypatch.setattr(benchmark, "PEAK_PAIRS", _bench_cases.ROUNDS)

@@ -12,6 +12,8 @@ from rnncore import _bench_scaling
 from rnncore.__main__ import main
 from rnncore._bench_cases import IMPLS, parse_case
 
+pytestmark = pytest.mark.usefixtures("few_peak_pairs")
+
 TINY = ["bench", "--shapes", "5,2,3,4", "--budget", "0.01", "--reps", "2", "--no-memory",
         "--no-torch"]
 

@@ -9,12 +9,13 @@ import sys
 import numpy as np
 import pytest
 
-from rnncore import (RNN, _bench_lengths, _bench_memory, _bench_plot, _bench_scaling, _bench_stream,
-                     benchmark)
+from rnncore import (RNN, _bench_cases, _bench_lengths, _bench_memory, _bench_plot, _bench_scaling,
+                     _bench_stream, benchmark)
 from rnncore.__main__ import main
-from rnncore import _bench_cases
 from rnncore._bench_cases import IMPLS, impl_names, make_problem, parse_case, torch_available
 from helpers import with_wrong_gradient
+
+pytestmark = pytest.mark.usefixtures("few_peak_pairs")
 
 TINY = ["bench", "--shapes", "5,2,3,4", "--budget", "0.01", "--reps", "2", "--no-memory"]
 NUMPY_ONLY = ["--no-torch"]  # keeps a test free of torch's import time when torch is not needed
