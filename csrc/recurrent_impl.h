@@ -192,12 +192,32 @@ inline Vec<F> load_n(const F* p, int n) {
     return load(tmp);
 }
 
-// Ask for the cache lines of a row of n values (a hint: no fault, no wait).
-template <typename F>
-inline void prefetch_row(const F* p, std::int64_t n) {
-    const char* c = reinterpret_cast<const char*>(p);
-    for (std::int64_t i = 0; i < n * static_cast<std::int64_t>(sizeof(F)); i += 64) __builtin_prefetch(c + i);
-}
+// Rows to bring into the cache while a tile computes, a share of their lines at each of its
+// panels (part i of parts brings the lines up to total * (i + 1) / parts). Asked for all at once
+// at the tile's start, as the backward did, ~200 lines of h and dh outrun the core's miss buffers
+// and the panels streaming through L1 push them out before the epilogue reads them: spread, the
+// S3 training step takes 1.8% less time on 1 and on 2 threads.
+struct SpreadPrefetch {
+    static constexpr int kMaxRows = 3 * 2 * kMR;  // three arrays' rows of two tiles
+    std::uintptr_t first[kMaxRows];  // each row's first cache line
+    std::int64_t lines[kMaxRows];
+    int rows = 0, row = 0;
+    std::int64_t total = 0, done = 0, line = 0;
+    template <typename F>
+    void add(const F* p, std::int64_t n) {
+        if (n <= 0) return;
+        const std::uintptr_t a = reinterpret_cast<std::uintptr_t>(p), b = a + n * sizeof(F);
+        first[rows] = a & ~std::uintptr_t(63);
+        lines[rows] = static_cast<std::int64_t>((b - first[rows] + 63) / 64);
+        total += lines[rows++];
+    }
+    void part(std::int64_t i, std::int64_t parts) {
+        for (const std::int64_t until = total * (i + 1) / parts; done < until; ++done) {
+            __builtin_prefetch(reinterpret_cast<const void*>(first[row] + 64 * line));
+            if (++line == lines[row]) ++row, line = 0;
+        }
+    }
+};
 
 // Row pointers of one micro-tile (at most kMR rows).
 template <typename F>
@@ -343,7 +363,22 @@ void forward_loop(Activation act, bool reverse, std::int64_t T, const BatchOrder
             tile_heights(running - r0, n);
             rows_of(r0, n[0], tile[0]);
             rows_of(r0 + n[0], n[1], tile[1]);
+            // The x rows of the next tiles (this step's, or the next step's first) come from
+            // memory: prefetched a share at each panel of this tile (3-5% off the forward at S3;
+            // their h_prev rows, written a step before, gain nothing).
+            SpreadPrefetch pre;
+            const std::int64_t r1 = r0 + n[0] + n[1];
+            const std::int64_t s_next = r1 < running ? s : s + 1, j0 = r1 < running ? r1 : begin;
+            if (s_next < steps) {
+                std::int64_t m[2];
+                tile_heights(order.running_end(begin, end, s_next, T) - j0, m);
+                for (std::int64_t j = j0; j < j0 + m[0] + m[1]; ++j) {
+                    const std::int64_t tt = reverse ? order.length(j, T) - 1 - s_next : s_next;
+                    pre.add(x + tt * x_step + order.row(j) * ldx, I);
+                }
+            }
             for (std::int64_t p = p_lo; p < p_hi; ++p) {
+                pre.part(p - p_lo, p_hi - p_lo);
                 const F* panel = packed + p * NR * (I + H);
                 const int ncols = static_cast<int>(H - p * NR < NR ? H - p * NR : NR);
                 for (int i = 0; i < 2 && n[i]; ++i)
@@ -413,8 +448,8 @@ void backward_loop(Activation act, bool reverse, std::int64_t T, const BatchOrde
             }
         };
         // Tiles as in forward_loop (tile_heights). The rows of the next tiles (after the last of
-        // a step, the next step's first) are prefetched while these compute: x, h and dh come
-        // from memory (they are far larger than the caches).
+        // a step, the next step's first) are prefetched while these compute, a share at each
+        // panel: x, h and dh come from memory (they are far larger than the caches).
         auto tiles_at = [&](std::int64_t r0, std::int64_t (&n)[2], TileRows<F> (&t)[2]) {
             tile_heights(running - r0, n);
             rows_of(r0, n[0], t[0]);
@@ -427,10 +462,11 @@ void backward_loop(Activation act, bool reverse, std::int64_t T, const BatchOrde
             const std::int64_t r1 = r0 + n[0] + n[1];
             n_next[0] = n_next[1] = 0;
             if (r1 < running) tiles_at(r1, n_next, next);
+            SpreadPrefetch pre;
             for (int i = 0; i < 2; ++i)
                 for (std::int64_t r = 0; r < n_next[i]; ++r) {
-                    if (fused) prefetch_row(next[i].dh[r] + c0, c1 - c0), prefetch_row(next[i].h[r] + c0, c1 - c0);
-                    if (gather) prefetch_row(next[i].a2[r], gather->I);
+                    if (fused) pre.add(next[i].dh[r] + c0, c1 - c0), pre.add(next[i].h[r] + c0, c1 - c0);
+                    if (gather) pre.add(next[i].a2[r], gather->I);
                 }
             if (r1 >= running && s > s_lo) {  // the last tiles of step s: the next step's first
                 std::int64_t m[2];
@@ -439,16 +475,17 @@ void backward_loop(Activation act, bool reverse, std::int64_t T, const BatchOrde
                     const std::int64_t b = order.row(j);
                     if (s - 1 > 0) {
                         const std::int64_t tp = time(j, s - 2);
-                        prefetch_row(dh + tp * dh_step + b * lddh + c0, c1 - c0);
-                        prefetch_row(h + tp * h_step + b * ldh + c0, c1 - c0);
+                        pre.add(dh + tp * dh_step + b * lddh + c0, c1 - c0);
+                        pre.add(h + tp * h_step + b * ldh + c0, c1 - c0);
                     }
-                    if (gather) prefetch_row(gather->x + time(j, s - 1) * gather->x_step + b * gather->ldx, gather->I);
+                    if (gather) pre.add(gather->x + time(j, s - 1) * gather->x_step + b * gather->ldx, gather->I);
                 }
             }
             for (std::int64_t r = 0; gather && r < n[0] + n[1]; ++r)
                 std::memcpy(gather->x_rows[s] + (r0 + r) * gather->I, tile[r / kMR].a2[r % kMR],
                             sizeof(F) * gather->I);
             for (std::int64_t p = p_lo; p < p_hi; ++p) {
+                pre.part(p - p_lo, p_hi - p_lo);
                 const F* panel = packed + p * NR * H;
                 const bool into_h = p < panels_h;
                 const std::int64_t col = (into_h ? p : p - panels_h) * NR, width = into_h ? H : I;
