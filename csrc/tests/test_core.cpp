@@ -3,6 +3,7 @@
 // (against std::tanh and each other), and the argument checks. CHECK counts failures and prints
 // each one; main prints a one-line summary and returns nonzero if anything failed.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -240,6 +241,44 @@ void test_thread_independence() {
                 for (int k = 0; k < kGrads; ++k) CHECK_MSG(same_bits(gn[k], g1[k]), grad_names[k]);
             }
         }
+}
+
+// StepBlocks: alone, a thread claims every block of each step in turn; shared, every block is
+// claimed exactly once, and only after all blocks of the step before have finished.
+void test_step_blocks() {
+    context = "StepBlocks";
+    const i64 steps = 300, blocks = 3, panels = 8;
+    {
+        StepBlocks alone(steps, blocks, panels);
+        i64 k = 0;
+        for (i64 i, p_lo, p_hi; alone.claim(i, p_lo, p_hi); alone.finish(), ++k) {
+            const i64 b = k % blocks;
+            CHECK(i == k / blocks && p_lo == panels * b / blocks && p_hi == panels * (b + 1) / blocks);
+        }
+        CHECK(k == steps * blocks);
+    }
+    for (int n : {2, 3}) {
+        set_num_threads(n);
+        StepBlocks shared(steps, blocks, panels);
+        std::vector<std::atomic<int>> claimed(static_cast<size_t>(steps * blocks));
+        std::vector<std::atomic<int>> finished(static_cast<size_t>(steps));
+        for (auto& v : claimed) v = 0;
+        for (auto& v : finished) v = 0;
+        std::atomic<int> early{0};  // claims made before the step before had finished
+        parallel_for(n, [&](int) {
+            for (i64 i, p_lo, p_hi; shared.claim(i, p_lo, p_hi); shared.finish()) {
+                if (i > 0 && finished[i - 1].load() != blocks) ++early;
+                i64 b = 0;
+                while (b + 1 < blocks && panels * b / blocks != p_lo) ++b;
+                ++claimed[i * blocks + b];
+                volatile double spin = 0;  // some work, so that the threads overlap
+                for (int w = 0; w < 2000; ++w) spin = spin + w;
+                ++finished[i];
+            }
+        });
+        CHECK(early.load() == 0);
+        CHECK(std::all_of(claimed.begin(), claimed.end(), [](const std::atomic<int>& v) { return v.load() == 1; }));
+    }
 }
 
 // One instruction set's time loops over the whole batch against the naive reference: h, and the
@@ -629,6 +668,7 @@ int main() {
         test_rnn<float>(1e-5);
         test_thread_independence<double>();
         test_thread_independence<float>();
+        test_step_blocks();
         test_recurrent_kernels<double>(1e-12);
         test_recurrent_kernels<float>(1e-5);
         test_elementwise<double>(4, 4);
