@@ -7,7 +7,7 @@
 
 The fuzz tests size their budgets as multiples of the profile's max_examples (100 for "ci").
 
-Also the fixture `few_peak_pairs`, for the tests that run `rnncore bench` on tiny cases.
+Also the fixture `quick_bench`, for the tests that run `rnncore bench` on tiny cases.
 """
 
 import pytest
@@ -19,9 +19,12 @@ settings.load_profile("ci")
 
 
 @pytest.fixture
-def few_peak_pairs(monkeypatch):
-    """bench's %peak pairs at their fewest (one per round): each is settled by a 0.3 s pause, so
-    the 30 of a real run made every tiny bench_case in the tests take ~15 s."""
+def quick_bench(monkeypatch):
+    """bench's timing at its quickest, for the tests that run `rnncore bench` on tiny cases: %peak
+    pairs at their fewest (one per round) and pauses of 10 ms instead of 0.3 s. Every pause of a
+    real run (one per block of calls, one per settled %peak pair) made each tiny bench_case in the
+    tests take ~15 s."""
     from rnncore import _bench_cases, benchmark
 
     monkeypatch.setattr(benchmark, "PEAK_PAIRS", _bench_cases.ROUNDS)
+    monkeypatch.setattr(_bench_cases, "QUIET_S", 0.01)

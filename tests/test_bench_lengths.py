@@ -11,6 +11,8 @@ from rnncore.__main__ import main
 from rnncore._bench_cases import torch_available
 from helpers import with_wrong_gradient
 
+pytestmark = pytest.mark.usefixtures("quick_bench")
+
 TINY = dict(T=12, B=5, I=3, H=4, low=2, high=12, seed=0)
 
 

@@ -12,7 +12,7 @@ from rnncore import _bench_scaling
 from rnncore.__main__ import main
 from rnncore._bench_cases import IMPLS, parse_case
 
-pytestmark = pytest.mark.usefixtures("few_peak_pairs")
+pytestmark = pytest.mark.usefixtures("quick_bench")
 
 TINY = ["bench", "--shapes", "5,2,3,4", "--budget", "0.01", "--reps", "2", "--no-memory",
         "--no-torch"]

@@ -15,7 +15,7 @@ from rnncore.__main__ import main
 from rnncore._bench_cases import IMPLS, impl_names, make_problem, parse_case, torch_available
 from helpers import with_wrong_gradient
 
-pytestmark = pytest.mark.usefixtures("few_peak_pairs")
+pytestmark = pytest.mark.usefixtures("quick_bench")
 
 TINY = ["bench", "--shapes", "5,2,3,4", "--budget", "0.01", "--reps", "2", "--no-memory"]
 NUMPY_ONLY = ["--no-torch"]  # keeps a test free of torch's import time when torch is not needed
@@ -100,6 +100,35 @@ def test_percent_of_peak_is_the_median_ratio_of_paired_calls(monkeypatch):
     assert ours.peak_gflops == pytest.approx(2 * 1024**3 / 0.010 / 1e9)
     # train rate / sgemm rate = (3 F / t_train) / (2 * 1024^3 / t_sgemm), F the forward flop
     assert ours.percent_peak == pytest.approx(100 * 3 * case.forward_flop / (2 * 1024**3) * 0.5)
+
+
+def test_ratios_are_medians_over_rounds_not_ratios_of_medians(monkeypatch):
+    # rnncore's blocks 10 ms in every round; numpy's 15, 20 and 30 ms, the median of all its
+    # calls 25 ms: the ratio of the medians is 2.5, the median of the rounds' ratios 2.0
+    rounds = [{"rnncore": 0.010, "numpy": t} for t in (0.015, 0.020, 0.030)]
+    timed = _bench_cases.CallTimes({"rnncore": 0.010, "numpy": 0.025}, rounds)
+    monkeypatch.setattr(benchmark, "time_calls", lambda impls, what, reps, budget: timed)
+    ours, numpy_row = benchmark.bench_case(parse_case("5,2,3,4"), 1, np.float32, 2, 0.01, False)
+    assert numpy_row.forward_ms == pytest.approx(25.0)  # the table keeps the medians
+    assert ours.ratios == pytest.approx({"numpy_forward": 2.0, "numpy_train": 2.0})
+
+
+def test_time_calls_times_every_implementation_in_every_round(monkeypatch):
+    calls = []
+
+    class Impl:
+        def __init__(self, name):
+            self.name = name
+
+        def forward(self):
+            calls.append(self.name)
+
+    monkeypatch.setattr(_bench_cases.time, "sleep", lambda s: calls.append("pause"))
+    timed = _bench_cases.time_calls([Impl("a"), Impl("b")], "forward", _bench_cases.ROUNDS, 0.0)
+    # per round, each implementation: a pause, a warm-up call, then its block (one call here)
+    assert calls == ["pause", "a", "a", "pause", "b", "b"] * _bench_cases.ROUNDS
+    assert len(timed.rounds) == _bench_cases.ROUNDS
+    assert all(set(r) == {"a", "b"} for r in timed.rounds) and set(timed.median) == {"a", "b"}
 
 
 def test_time_paired_settles_each_timed_call_of_b(monkeypatch):

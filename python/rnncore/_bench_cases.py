@@ -71,34 +71,54 @@ class Timing:
     train_gflops: float
 
 
-ROUNDS = 3  # blocks of calls per implementation, in turn
+ROUNDS = 6  # rounds of blocks of calls, every implementation timed in each
 QUIET_S = 0.3  # pause before each block: longer than BLAS/OpenMP workers spin after a call
 
 
-def time_calls(impls, what: str, min_reps: int, budget_s: float) -> dict:
-    """Median seconds per call of each impl's `what`.
+@dataclass
+class CallTimes:
+    """time_calls' result: seconds per call of each implementation, as the median over all its
+    calls (`median`) and as the median of its block in each round (`rounds`)."""
+    median: dict[str, float]
+    rounds: list[dict[str, float]]
 
-    Implementations take turns in blocks of calls (ROUNDS blocks each), so slow drift of a shared
-    machine hits them alike; each block starts after a pause, so that the worker threads another
-    implementation left spinning (OpenBLAS, OpenMP) have gone to sleep and take no core from it.
+    def ratio(self, num: str, den: str) -> float:
+        """t(num) / t(den) as the median over the rounds of the ratio of their blocks: blocks
+        a second or two apart, so drift of the machine that lasts longer cancels out."""
+        return statistics.median(r[num] / r[den] for r in self.rounds)
+
+
+def time_calls(impls, what: str, min_reps: int, budget_s: float) -> CallTimes:
+    """Seconds per call of each impl's `what`.
+
+    Implementations take turns in blocks of calls (ROUNDS rounds, one block of each per round),
+    so slow drift of a shared machine hits them alike; each block starts after a pause, so that
+    the worker threads another implementation left spinning (OpenBLAS, OpenMP) have gone to sleep
+    and take no core from it. A slow spell of a few seconds can still cover one implementation's
+    blocks and not another's (S4's training on 2 threads once read 341 ms for rnncore, a third
+    slower than in the runs before and after, against numpy's 278 ms): compare implementations
+    with `CallTimes.ratio`, round by round.
     """
     times: dict[str, list[float]] = {impl.name: [] for impl in impls}
+    rounds: list[dict[str, float]] = []
     block_budget = budget_s / ROUNDS
     for _ in range(ROUNDS):
+        rounds.append({})
         for impl in impls:
             fn = getattr(impl, what)
             time.sleep(QUIET_S)
             fn()  # warm-up: caches, pages, thread pools
+            block: list[float] = []
             start = time.perf_counter()
-            calls = 0
-            while calls < -(-min_reps // ROUNDS) or time.perf_counter() - start < block_budget:
+            while len(block) < -(-min_reps // ROUNDS) or time.perf_counter() - start < block_budget:
                 t0 = time.perf_counter()
                 fn()
-                times[impl.name].append(time.perf_counter() - t0)
-                calls += 1
-                if calls >= 10 * min_reps and time.perf_counter() - start > block_budget / 4:
+                block.append(time.perf_counter() - t0)
+                if len(block) >= 10 * min_reps and time.perf_counter() - start > block_budget / 4:
                     break
-    return {name: statistics.median(t) for name, t in times.items()}
+            times[impl.name] += block
+            rounds[-1][impl.name] = statistics.median(block)
+    return CallTimes({name: statistics.median(t) for name, t in times.items()}, rounds)
 
 
 def time_paired(a, b, what: str, min_pairs: int, budget_s: float, settle_b: bool = False) -> tuple:

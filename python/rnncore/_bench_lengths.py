@@ -175,7 +175,7 @@ def bench_lengths(thread_counts, dtype, min_reps: int, budget_s: float, with_tor
             for what, times in (("forward", fwd), ("train", train)):
                 times[ours.name], times[padded.name], paired[what] = time_paired(
                     ours, padded, what, max(min_reps, PAIRS), budget_s)
-                times.update(time_calls(others, what, min_reps, budget_s))
+                times.update(time_calls(others, what, min_reps, budget_s).median)
         for name in impls:
             ratios = (paired["forward"], paired["train"]) if name == ours.name else (None, None)
             results.append(LengthsResult(label, name, n, np.dtype(dtype).name, fwd[name] * 1e3,

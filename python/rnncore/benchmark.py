@@ -1,12 +1,13 @@
 """`rnncore bench`: rnncore against a numpy loop and torch.nn.RNN, in one run on the same inputs.
 
 Every implementation's forward output and gradients (grad_x, grad_h0 and every parameter's) are
-checked against rnncore's before anything is timed. Implementations take turns in blocks of calls,
-each block after a pause that lets the worker threads of the one before go idle; the table reports
-medians, GFLOP/s from the FLOP count (forward 2*T*B*H*(I+H) per layer and direction, training
-step 3x that), the ratios torch/rnncore and numpy/rnncore of the same run, and rnncore's %peak:
-its training step's rate over numpy's sgemm 1024^3 (`SgemmPeak`), the two timed call by call in
-turn.
+checked against rnncore's before anything is timed. Implementations take turns in rounds of
+blocks of calls, each block after a pause that lets the worker threads of the one before go idle;
+the table reports medians, GFLOP/s from the FLOP count (forward 2*T*B*H*(I+H) per layer and
+direction, training step 3x that), the ratios torch/rnncore and numpy/rnncore of the same run (the
+median over the rounds of the ratio of the two blocks in each: `CallTimes.ratio`), and rnncore's
+%peak: its training step's rate over numpy's sgemm 1024^3 (`SgemmPeak`), the two timed call by
+call in turn.
 
 Also, in other modules: the peak extra memory of a training step (`--memory`, on by default;
 `_bench_memory`), single-step streaming latency (`--stream`; `_bench_stream`), a batch of
@@ -96,16 +97,16 @@ def bench_case(case: Case, n_threads: int, dtype, min_reps: int, budget_s: float
     results = []
     for impl in impls:
         results.append(Result(case.label(), impl.name, n_threads, np.dtype(dtype).name,
-                              fwd[impl.name] * 1e3, train[impl.name] * 1e3,
-                              case.forward_flop / fwd[impl.name] / 1e9,
-                              3 * case.forward_flop / train[impl.name] / 1e9))
+                              fwd.median[impl.name] * 1e3, train.median[impl.name] * 1e3,
+                              case.forward_flop / fwd.median[impl.name] / 1e9,
+                              3 * case.forward_flop / train.median[impl.name] / 1e9))
     ours = results[0]
     ours.peak_gflops = SgemmPeak.flop / sgemm_s / 1e9
     # rate(train) / rate(sgemm) = (3 * forward flop / t_train) / (sgemm flop / t_sgemm)
     ours.percent_peak = 100 * 3 * case.forward_flop / SgemmPeak.flop * sgemm_over_train
     for other in results[1:]:
-        ours.ratios[f"{other.impl}_forward"] = other.forward_ms / ours.forward_ms
-        ours.ratios[f"{other.impl}_train"] = other.train_ms / ours.train_ms
+        ours.ratios[f"{other.impl}_forward"] = fwd.ratio(other.impl, ours.impl)
+        ours.ratios[f"{other.impl}_train"] = train.ratio(other.impl, ours.impl)
     if memory:  # after the timing, one fresh process at a time: nothing runs beside the timings
         for r in results:
             r.train_extra_mb = _bench_memory.train_step_extra_mb(case, r.impl, n_threads, dtype)
