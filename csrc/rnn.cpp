@@ -410,22 +410,21 @@ void rnn_backward(const Dims& d, Activation act, bool reverse,
         ChunkRows<F> rows;
         if (!ragged) {
             const std::int64_t t0 = reverse ? T - s_hi : s_lo, t1 = reverse ? T - s_lo : s_hi;
-            const F* dzc = dz_chunk;
             rows.n = (t1 - t0) * B;
-            rows.dz = dzc;
+            rows.dz = dz_chunk;
             rows.x = x + t0 * B * ldx, rows.ldx = ldx;
             if (!reverse) {
                 const std::int64_t t_h = std::max<std::int64_t>(t0, 1);  // first step with h_prev in h
                 rows.n_h = (t1 - t_h) * B;
-                rows.dz_h = dzc + (t_h - t0) * B * H;
+                rows.dz_h = dz_chunk + (t_h - t0) * B * H;
                 rows.h_prev = h + (t_h - 1) * B * ldh;
-                rows.dz_h0 = t0 == 0 ? dzc : nullptr;
+                rows.dz_h0 = t0 == 0 ? dz_chunk : nullptr;
             } else {
                 const std::int64_t t_h = std::min<std::int64_t>(t1, T - 1);  // steps [t0, t_h) have h[t+1]
                 rows.n_h = (t_h - t0) * B;
-                rows.dz_h = dzc;
+                rows.dz_h = dz_chunk;
                 rows.h_prev = h + (t0 + 1) * B * ldh;
-                rows.dz_h0 = t1 == T ? dzc + (T - 1 - t0) * B * H : nullptr;
+                rows.dz_h0 = t1 == T ? dz_chunk + (T - 1 - t0) * B * H : nullptr;
             }
             rows.ldh = ldh;
             rows.dx = dx + t0 * B * lddx, rows.lddx = lddx, rows.accumulate_dx = accumulate_dx;

@@ -113,42 +113,44 @@ def test_ratios_are_medians_over_rounds_not_ratios_of_medians(monkeypatch):
     assert ours.ratios == pytest.approx({"numpy_forward": 2.0, "numpy_train": 2.0})
 
 
-def test_time_calls_times_every_implementation_in_every_round(monkeypatch):
-    calls = []
+class RecordingImpl:
+    """A stand-in implementation whose forward() and train() only record its name in `calls`."""
 
-    class Impl:
-        def __init__(self, name):
-            self.name = name
+    def __init__(self, name, calls):
+        self.name, self.calls = name, calls
 
-        def forward(self):
-            calls.append(self.name)
+    def forward(self):
+        self.calls.append(self.name)
 
-    monkeypatch.setattr(_bench_cases.time, "sleep", lambda s: calls.append("pause"))
-    timed = _bench_cases.time_calls([Impl("a"), Impl("b")], "forward", _bench_cases.ROUNDS, 0.0)
+    train = forward
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """The calls the timers make, in order; their pauses recorded as "sleep <seconds>"."""
+    made = []
+    monkeypatch.setattr(_bench_cases.time, "sleep", lambda s: made.append(f"sleep {s}"))
+    return made
+
+
+def test_time_calls_times_every_implementation_in_every_round(calls):
+    timed = _bench_cases.time_calls([RecordingImpl("a", calls), RecordingImpl("b", calls)],
+                                    "forward", _bench_cases.ROUNDS, 0.0)
     # per round, each implementation: a pause, a warm-up call, then its block (one call here)
-    assert calls == ["pause", "a", "a", "pause", "b", "b"] * _bench_cases.ROUNDS
+    pause = f"sleep {_bench_cases.QUIET_S}"
+    assert calls == [pause, "a", "a", pause, "b", "b"] * _bench_cases.ROUNDS
     assert len(timed.rounds) == _bench_cases.ROUNDS
     assert all(set(r) == {"a", "b"} for r in timed.rounds) and set(timed.median) == {"a", "b"}
 
 
-def test_time_paired_settles_each_timed_call_of_b(monkeypatch):
-    calls = []
-
-    class Impl:
-        def __init__(self, name):
-            self.name = name
-
-        def train(self):
-            calls.append(self.name)
-
-    monkeypatch.setattr(_bench_cases.time, "sleep", lambda s: calls.append(f"sleep {s}"))
-    _bench_cases.time_paired(Impl("a"), Impl("b"), "train", _bench_cases.ROUNDS, 0.0,
-                             settle_b=True)
+def test_time_paired_settles_each_timed_call_of_b(calls):
+    a, b = RecordingImpl("a", calls), RecordingImpl("b", calls)
+    _bench_cases.time_paired(a, b, "train", _bench_cases.ROUNDS, 0.0, settle_b=True)
     # per round: a pause and both warmed up, then one pair: a timed; a pause, b untimed, b timed
     pause = f"sleep {_bench_cases.QUIET_S}"
     assert calls == [pause, "a", "b", "a", pause, "b", "b"] * _bench_cases.ROUNDS
     calls.clear()
-    _bench_cases.time_paired(Impl("a"), Impl("b"), "train", _bench_cases.ROUNDS, 0.0)
+    _bench_cases.time_paired(a, b, "train", _bench_cases.ROUNDS, 0.0)
     assert calls == [pause, "a", "b", "a", "b"] * _bench_cases.ROUNDS
 
 

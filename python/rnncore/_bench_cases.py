@@ -75,6 +75,13 @@ ROUNDS = 6  # rounds of blocks of calls, every implementation timed in each
 QUIET_S = 0.3  # pause before each block: longer than BLAS/OpenMP workers spin after a call
 
 
+def seconds(fn) -> float:
+    """Wall time of one call of fn."""
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
 @dataclass
 class CallTimes:
     """time_calls' result: seconds per call of each implementation, as the median over all its
@@ -111,9 +118,7 @@ def time_calls(impls, what: str, min_reps: int, budget_s: float) -> CallTimes:
             block: list[float] = []
             start = time.perf_counter()
             while len(block) < -(-min_reps // ROUNDS) or time.perf_counter() - start < block_budget:
-                t0 = time.perf_counter()
-                fn()
-                block.append(time.perf_counter() - t0)
+                block.append(seconds(fn))
                 if len(block) >= 10 * min_reps and time.perf_counter() - start > block_budget / 4:
                     break
             times[impl.name] += block
@@ -131,12 +136,6 @@ def time_paired(a, b, what: str, min_pairs: int, budget_s: float, settle_b: bool
     (which brings back into the caches what a evicted, and wakes b's own threads).
     """
     fa, fb = getattr(a, what), getattr(b, what)
-
-    def seconds(f) -> float:
-        t0 = time.perf_counter()
-        f()
-        return time.perf_counter() - t0
-
     ta: list[float] = []
     tb: list[float] = []
     for _ in range(ROUNDS):

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import threads as rnncore_threads
-from ._bench_cases import IMPLS, QUIET_S, Case, copy_grads, limited_threads, make_problem
+from ._bench_cases import (IMPLS, QUIET_S, Case, copy_grads, limited_threads, make_problem,
+                           seconds)
 
 PAIRS = 30  # paired calls at least, per mode (15 gave S3 forward 1.38x to 2.0x in four runs)
 
@@ -44,9 +45,7 @@ def paired_speedup(fn, n_threads: int, min_pairs: int, budget_s: float) -> tuple
         for n in order:
             rnncore_threads.set_num_threads(n)
             fn()  # untimed: the first call after a change of thread count starts the workers
-            t0 = time.perf_counter()
-            fn()
-            t[n] = time.perf_counter() - t0
+            t[n] = seconds(fn)
         ratios.append(t[1] / t[n_threads])
     return statistics.median(ratios), len(ratios)
 
