@@ -61,3 +61,24 @@ def test_errors():
     with pytest.raises(ValueError, match="unidirectional"):
         rnn_bi = rnncore.RNN(3, 4, bidirectional=True)
         rnn_bi.step(np.ones(3))
+
+
+def test_plan_call_slot():
+    """The plan behind step() is called through its type's call slot, not pybind11's dispatch:
+    its arguments, its errors and an uninitialised plan are handled there."""
+    rnn = rnncore.RNN(3, 4, seed=0)
+    x = np.ones((1, 3), np.float32)
+    want, _ = rnn.step(x)
+    plan = rnn._step_plan
+    np.testing.assert_array_equal(plan(x=x, h=None)[0], want)
+    np.testing.assert_array_equal(plan(x, h=None)[0], want)
+    with pytest.raises(TypeError, match="'h'"):
+        plan(x)
+    with pytest.raises(TypeError, match="at most 2 arguments"):
+        plan(x, None, None)
+    with pytest.raises(TypeError, match="'h'"):
+        plan(x=x, y=None)
+    with pytest.raises(ValueError, match=r"x: expected shape \(1, 3\), got \(1, 5\)"):
+        plan(np.ones((1, 5), np.float32), None)
+    with pytest.raises(TypeError, match="never initialised"):
+        rnncore._core.StepPlan.__new__(rnncore._core.StepPlan)(x, None)

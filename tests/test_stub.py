@@ -5,6 +5,7 @@ import ast
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import rnncore
@@ -52,8 +53,16 @@ def test_stepplan_methods_match():
     assert set(stub_methods) == {"__init__", "__call__"}
     public = {n for n in vars(_core.StepPlan) if not n.startswith("_")}
     assert public == {n for n in stub_methods if not n.startswith("_")}
-    for name in stub_methods:
-        assert _stub_args(stub_methods[name]) == _bound_args(getattr(_core.StepPlan, name)), name
+    assert _stub_args(stub_methods["__init__"]) == _bound_args(_core.StepPlan.__init__)
+    # __call__ is the type's call slot, with no pybind11 signature line: it takes the stub's
+    # argument names as keywords, and no others.
+    names = _stub_args(stub_methods["__call__"])
+    plan = _core.StepPlan([(np.eye(2, dtype=np.float32),) * 2 + (None, None)], "tanh")
+    x = np.ones((1, 2), np.float32)
+    y, _ = plan(**dict(zip(names, (x, None))))
+    np.testing.assert_array_equal(y, np.tanh(x))
+    with pytest.raises(TypeError):
+        plan(**dict(zip(["a", "b"], (x, None))))
 
 
 @pytest.mark.parametrize("name", sorted(n for n in dir(_core) if not n.startswith("_")
