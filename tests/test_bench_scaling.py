@@ -18,7 +18,7 @@ TINY = ["bench", "--shapes", "5,2,3,4", "--budget", "0.01", "--reps", "2", "--no
         "--no-torch"]
 
 
-def test_paired_speedup_measures_the_thread_count():
+def test_add_pairs_measures_the_thread_count():
     counts = []
 
     def fake():  # twice as fast on 2 threads
@@ -26,21 +26,40 @@ def test_paired_speedup_measures_the_thread_count():
         time.sleep(0.004 if counts[-1] == 1 else 0.002)
 
     before = rnncore.get_num_threads()
+    ratios = [0.0]  # one pair already: the next starts with 2 threads
     try:
-        speedup, pairs = _bench_scaling.paired_speedup(fake, 2, min_pairs=6, budget_s=0.0)
+        _bench_scaling.add_pairs(fake, 2, ratios, min_pairs=6, budget_s=0.0)
     finally:
         rnncore.set_num_threads(before)
-    assert pairs == 6 and len(counts) == 4 * pairs  # an untimed and a timed call at each count
-    assert counts[:4] == [1, 1, 2, 2] and counts[4:8] == [2, 2, 1, 1]  # turns alternate
-    assert speedup == pytest.approx(2.0, rel=0.25)
+    assert len(ratios) == 7 and len(counts) == 4 * 6  # an untimed and a timed call at each count
+    assert counts[:4] == [2, 2, 1, 1] and counts[4:8] == [1, 1, 2, 2]  # turns alternate
+    assert ratios[1:] == pytest.approx([2.0] * 6, rel=0.25)
 
 
-def test_bench_scaling_tiny_case():
+def test_bench_scalings_tiny_cases():
     before = rnncore.get_num_threads()
-    r = _bench_scaling.bench_scaling(parse_case("5,2,3,4"), 2, np.float32, 3, 0.0)
-    assert r.case == "custom T5 B2 I3 H4" and r.threads == 2 and r.pairs == 3
-    assert r.forward_speedup > 0 and r.train_speedup > 0
+    jobs = [(parse_case("5,2,3,4"), 2), (parse_case("3,1,2,2"), 2)]
+    r = _bench_scaling.bench_scalings(jobs, np.float32, 3, 0.0, rounds=2)
+    assert [(s.case, s.threads, s.pairs) for s in r] == [("custom T5 B2 I3 H4", 2, 4),
+                                                        ("custom T3 B1 I2 H2", 2, 4)]
+    assert all(s.forward_speedup > 0 and s.train_speedup > 0 for s in r)
     assert rnncore.get_num_threads() == before  # restored
+
+
+def test_pairs_are_spread_over_the_rounds(monkeypatch):
+    """Every round takes a share of every job's pairs, forward then training step, job by job."""
+    taken = []
+    monkeypatch.setattr(_bench_scaling, "check_same_results", lambda impl, n: None)
+    monkeypatch.setattr(_bench_scaling, "add_pairs", lambda fn, n, ratios, pairs, budget: (
+        taken.append((fn.__self__, fn.__name__, pairs, budget)), ratios.extend([1.0] * pairs)))
+    jobs = [(parse_case("5,2,3,4"), 2), (parse_case("3,1,2,2"), 2)]
+    r = _bench_scaling.bench_scalings(jobs, np.float32, 30, 1.2, rounds=3)
+    impls = list(dict.fromkeys(impl for impl, *_ in taken))
+    assert len(impls) == 2
+    assert [(impls.index(i), name) for i, name, *_ in taken] == \
+        [(job, mode) for _ in range(3) for job in (0, 1) for mode in ("forward", "train")]
+    assert all(pairs == 10 and budget == pytest.approx(0.4) for *_, pairs, budget in taken)
+    assert [s.pairs for s in r] == [30, 30]
 
 
 @pytest.mark.parametrize("what", ["forward", "weight_hh_l0"])
@@ -61,7 +80,7 @@ def test_results_that_depend_on_the_thread_count_are_caught(monkeypatch, what):
     monkeypatch.setitem(IMPLS, "rnncore", ThreadDependent)
     before = rnncore.get_num_threads()
     with pytest.raises(AssertionError, match=f"on 2 threads: {what} differs from 1 thread"):
-        _bench_scaling.bench_scaling(parse_case("5,2,3,4"), 2, np.float32, 3, 0.0)
+        _bench_scaling.bench_scalings([(parse_case("5,2,3,4"), 2)], np.float32, 3, 0.0)
     assert rnncore.get_num_threads() == before  # restored after the failure too
 
 

@@ -280,8 +280,8 @@ def test_stream_against_torch_cell(with_step):
 
 def test_all_runs_every_shape_at_1_and_2_threads_and_the_stream(monkeypatch, capsys):
     calls, streamed, varied, scaled = [], [], [], []
-    monkeypatch.setattr(_bench_scaling, "bench_scaling", lambda case, n, *a: scaled.append(
-        (case.name, n)))
+    monkeypatch.setattr(_bench_scaling, "bench_scalings", lambda jobs, *a: scaled.extend(
+        (case.name, n) for case, n in jobs) or [])
     monkeypatch.setattr(_bench_scaling, "format_scaling", lambda results: "")
     monkeypatch.setattr(benchmark, "bench_case", lambda case, n, *a: calls.append((case.name, n))
                         or [])

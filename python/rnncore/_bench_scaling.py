@@ -8,6 +8,12 @@ call by call in turn, each timed call after an untimed one at its new thread cou
 the worker threads), and the speedup is the median of t(1 thread) / t(n threads) over the pairs.
 Before timing, the forward output and every gradient on n threads must equal those on 1 thread
 bit for bit, as the kernels promise.
+
+The pairs of every case are spread over ROUNDS rounds, a few at a time, and each case's speedup
+is the median over all of its pairs. Taken case by case, all of a case's pairs fell within a few
+seconds, and a spell of the machine that long decided the figure: S3's forward read 1.13x in
+one run whose table rows, timed minutes earlier, gave 26.96 ms on 1 thread and 15.53 on 2
+(1.74x).
 """
 
 from __future__ import annotations
@@ -18,9 +24,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _bench_cases
 from . import threads as rnncore_threads
-from ._bench_cases import (IMPLS, QUIET_S, Case, copy_grads, limited_threads, make_problem,
-                           seconds)
+from ._bench_cases import IMPLS, ROUNDS, Case, copy_grads, limited_threads, make_problem, seconds
 
 PAIRS = 30  # paired calls at least, per mode (15 gave S3 forward 1.38x to 2.0x in four runs)
 
@@ -34,12 +40,11 @@ class Scaling:
     pairs: int
 
 
-def paired_speedup(fn, n_threads: int, min_pairs: int, budget_s: float) -> tuple[float, int]:
-    """Median of t(1 thread) / t(n_threads) over adjacent calls of fn, and the number of pairs."""
-    ratios: list[float] = []
-    time.sleep(QUIET_S)
-    start = time.perf_counter()
-    while len(ratios) < min_pairs or time.perf_counter() - start < budget_s:
+def add_pairs(fn, n_threads: int, ratios: list, min_pairs: int, budget_s: float) -> None:
+    """Append t(1 thread) / t(n_threads) of adjacent calls of fn to ratios: min_pairs pairs at
+    least, more while budget_s lasts. Which count goes first alternates with len(ratios)."""
+    start, added = time.perf_counter(), 0
+    while added < min_pairs or time.perf_counter() - start < budget_s:
         t = {}
         order = (1, n_threads) if len(ratios) % 2 == 0 else (n_threads, 1)
         for n in order:
@@ -47,7 +52,7 @@ def paired_speedup(fn, n_threads: int, min_pairs: int, budget_s: float) -> tuple
             fn()  # untimed: the first call after a change of thread count starts the workers
             t[n] = seconds(fn)
         ratios.append(t[1] / t[n_threads])
-    return statistics.median(ratios), len(ratios)
+        added += 1
 
 
 def check_same_results(impl, n_threads: int) -> None:
@@ -65,14 +70,25 @@ def check_same_results(impl, n_threads: int) -> None:
                                       err_msg=f"{where}: {name} differs from 1 thread")
 
 
-def bench_scaling(case: Case, n_threads: int, dtype, min_pairs: int, budget_s: float) -> Scaling:
-    """rnncore's speedup on n_threads over 1 thread for `case`, forward and training step."""
-    impl = IMPLS["rnncore"](*make_problem(case, dtype))
-    with limited_threads(n_threads):  # numpy's BLAS too; rnncore's count switches per call
-        check_same_results(impl, n_threads)
-        fwd, pairs_f = paired_speedup(impl.forward, n_threads, min_pairs, budget_s)
-        train, pairs_t = paired_speedup(impl.train, n_threads, min_pairs, budget_s)
-    return Scaling(case.label(), n_threads, fwd, train, min(pairs_f, pairs_t))
+def bench_scalings(jobs: list[tuple[Case, int]], dtype, min_pairs: int, budget_s: float,
+                   rounds: int = ROUNDS) -> list[Scaling]:
+    """rnncore's speedup on n threads over 1 thread for each (case, n) of jobs, forward and
+    training step, each from min_pairs pairs at least (budget_s seconds at least) taken in
+    `rounds` rounds: every round, after a pause, a share of every job's pairs."""
+    impls = [IMPLS["rnncore"](*make_problem(case, dtype)) for case, _ in jobs]
+    for impl, (_, n) in zip(impls, jobs):
+        with limited_threads(n):  # numpy's BLAS too; rnncore's count switches per call
+            check_same_results(impl, n)
+    ratios: list[tuple[list[float], list[float]]] = [([], []) for _ in jobs]  # forward, train
+    for _ in range(rounds):
+        for impl, (_, n), (forward, train) in zip(impls, jobs, ratios):
+            with limited_threads(n):
+                time.sleep(_bench_cases.QUIET_S)
+                add_pairs(impl.forward, n, forward, -(-min_pairs // rounds), budget_s / rounds)
+                add_pairs(impl.train, n, train, -(-min_pairs // rounds), budget_s / rounds)
+    return [Scaling(case.label(), n, statistics.median(forward), statistics.median(train),
+                    min(len(forward), len(train)))
+            for (case, n), (forward, train) in zip(jobs, ratios)]
 
 
 def format_scaling(results: list) -> str:

@@ -187,8 +187,9 @@ def run(args: argparse.Namespace) -> int:
     for n in thread_counts if cases else []:
         for case in cases:
             results += bench_case(case, n, dtype, args.reps, args.budget, with_torch, args.memory)
-    scaling = [_bench_scaling.bench_scaling(case, n, dtype, _bench_scaling.PAIRS, args.budget)
-               for case in cases for n in thread_counts if n > 1 and 1 in thread_counts]
+    scaling = _bench_scaling.bench_scalings(
+        [(case, n) for case in cases for n in thread_counts if n > 1 and 1 in thread_counts],
+        dtype, _bench_scaling.PAIRS, args.budget)
     torch_note = "included" if with_torch else "not included" if args.no_torch else \
         "not installed (pip install 'rnncore[torch]')"
     minimum = {c.label(): _bench_memory.minimum_extra_mb(c, dtype) for c in cases}
