@@ -32,16 +32,17 @@ struct Job {
 
 class ThreadPool {
   public:
+    // Workers are kept: the first `n - 1` of them take part in jobs, the rest sleep. (Stopping
+    // and starting them here made every change of thread count start a new worker thread.)
     void resize(int n) {
         std::lock_guard<std::mutex> busy(job_mutex_);
-        stop_workers();
-        size_ = n;
+        size_.store(n);
     }
-    int size() const { return size_; }
+    int size() const { return size_.load(); }
 
     void run(int n, const std::function<void(int)>& task) {
         std::unique_lock<std::mutex> busy(job_mutex_, std::try_to_lock);
-        if (n <= 1 || size_ <= 1 || !busy.owns_lock()) {  // alone, or the pool is busy: run here
+        if (n <= 1 || size() <= 1 || !busy.owns_lock()) {  // alone, or the pool is busy: run here
             for (int i = 0; i < n; ++i) task(i);
             return;
         }
@@ -77,22 +78,23 @@ class ThreadPool {
         }
     }
 
-    void worker_main() {
+    // Worker `index` (0 for the first) takes part in jobs while the pool has index + 2 threads or
+    // more (the caller is one).
+    void worker_main(int index) {
         std::uint64_t seen = generation_.load(std::memory_order_acquire);
         while (true) {
             // Spin briefly first: a forward or backward runs its jobs back to back.
             const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(100);
-            while (generation_.load(std::memory_order_acquire) == seen && !stop_.load() &&
+            while (index < size() - 1 && generation_.load(std::memory_order_acquire) == seen &&
                    std::chrono::steady_clock::now() < until)
                 std::this_thread::yield();
             Job* job;
             {
                 std::unique_lock<std::mutex> lock(m_);
-                wake_.wait(lock, [&] { return stop_.load() || generation_.load() != seen; });
-                if (stop_.load()) return;
+                wake_.wait(lock, [&] { return generation_.load() != seen; });
                 seen = generation_.load();
                 job = job_;
-                if (!job) continue;  // that job has already finished
+                if (!job || index >= size() - 1) continue;  // finished already, or not for this one
                 ++job->workers_inside;
             }
             work_on(*job);
@@ -107,27 +109,17 @@ class ThreadPool {
             workers_.clear();
             owner_pid_ = getpid();
         }
-        while (static_cast<int>(workers_.size()) < size_ - 1) workers_.emplace_back([this] { worker_main(); });
+        for (int i = static_cast<int>(workers_.size()); i < size() - 1; ++i)
+            workers_.emplace_back([this, i] { worker_main(i); });
     }
 
-    void stop_workers() {
-        if (owner_pid_ != getpid()) return start_workers();  // drops the parent's workers
-        stop_.store(true);
-        { std::lock_guard<std::mutex> lock(m_); }
-        wake_.notify_all();
-        for (auto& w : workers_) w.join();
-        workers_.clear();
-        stop_.store(false);
-    }
-
-    int size_ = std::thread::hardware_concurrency() ? static_cast<int>(std::thread::hardware_concurrency()) : 1;
+    std::atomic<int> size_{std::thread::hardware_concurrency() ? static_cast<int>(std::thread::hardware_concurrency()) : 1};
     pid_t owner_pid_ = getpid();
     std::vector<std::thread> workers_;
     std::mutex job_mutex_;  // held by the caller of run() for its whole job
     std::mutex m_;          // guards job_ and the Job counters
     std::condition_variable wake_, done_;
     std::atomic<std::uint64_t> generation_{0};
-    std::atomic<bool> stop_{false};
     Job* job_ = nullptr;
 };
 

@@ -4,6 +4,7 @@
 // each one; main prints a one-line summary and returns nonzero if anything failed.
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -11,9 +12,12 @@
 #include <limits>
 #include <cstdlib>
 #include <map>
+#include <mutex>
+#include <set>
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -241,6 +245,25 @@ void test_thread_independence() {
                 for (int k = 0; k < kGrads; ++k) CHECK_MSG(same_bits(gn[k], g1[k]), grad_names[k]);
             }
         }
+}
+
+// The pool keeps its workers when the thread count changes: a job runs on at most as many
+// threads as set, the caller among them (alone on 1), and on more than one when it may.
+void test_pool_sizes() {
+    context = "thread pool sizes";
+    for (int n : {3, 2, 1, 3, 1, 2}) {
+        set_num_threads(n);
+        std::mutex m;
+        std::set<std::thread::id> ran_on;
+        parallel_for(48, [&](int) {
+            std::this_thread::sleep_for(std::chrono::microseconds(300));  // time for every worker to join
+            std::lock_guard<std::mutex> lock(m);
+            ran_on.insert(std::this_thread::get_id());
+        });
+        CHECK_MSG(static_cast<int>(ran_on.size()) == n, "set " + std::to_string(n) + ", ran on " +
+                                                             std::to_string(ran_on.size()));
+        CHECK(ran_on.count(std::this_thread::get_id()) == 1);
+    }
 }
 
 // StepBlocks: alone, a thread claims every block of each step in turn; shared, every block is
@@ -669,6 +692,7 @@ int main() {
         test_thread_independence<double>();
         test_thread_independence<float>();
         test_step_blocks();
+        test_pool_sizes();
         test_recurrent_kernels<double>(1e-12);
         test_recurrent_kernels<float>(1e-5);
         test_elementwise<double>(4, 4);
