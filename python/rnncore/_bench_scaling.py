@@ -4,7 +4,7 @@ The table's 1- and n-thread rows are timed minutes apart, and this shared machin
 10-30% between blocks of that length, enough to read a 1.8x speedup as 1.6x or, at S1 (where
 both thread counts run the same single-thread code), n threads as slower than 1. So the speedup
 is measured here the way `--lengths` measures its ratio: rnncore on 1 thread and on n threads
-call by call in turn, each timed call after an untimed one at its new thread count (which starts
+call by call in turn, each timed call after an untimed one at its new thread count (which wakes
 the worker threads), and the speedup is the median of t(1 thread) / t(n threads) over the pairs.
 Before timing, the forward output and every gradient on n threads must equal those on 1 thread
 bit for bit, as the kernels promise.
@@ -13,7 +13,9 @@ The pairs of every case are spread over ROUNDS rounds, a few at a time, and each
 is the median over all of its pairs. Taken case by case, all of a case's pairs fell within a few
 seconds, and a spell of the machine that long decided the figure: S3's forward read 1.13x in
 one run whose table rows, timed minutes earlier, gave 26.96 ms on 1 thread and 15.53 on 2
-(1.74x).
+(1.74x). Until the thread pool kept its workers across set_num_threads, each change of count
+also started a new worker thread: S3's paired forward speedup read 1.51-1.74 (median 1.61) in
+six sets of 20 pairs, against 1.49-1.76 (median 1.74) since, the two builds alternated.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ def add_pairs(fn, n_threads: int, ratios: list, min_pairs: int, budget_s: float)
         order = (1, n_threads) if len(ratios) % 2 == 0 else (n_threads, 1)
         for n in order:
             rnncore_threads.set_num_threads(n)
-            fn()  # untimed: the first call after a change of thread count starts the workers
+            fn()  # untimed: the first call after a change of thread count wakes the workers
             t[n] = seconds(fn)
         ratios.append(t[1] / t[n_threads])
         added += 1
