@@ -247,8 +247,8 @@ void test_thread_independence() {
         }
 }
 
-// The pool keeps its workers when the thread count changes: a job runs on at most as many
-// threads as set, the caller among them (alone on 1), and on more than one when it may.
+// The pool keeps its workers when the thread count changes, but a job still runs on exactly as
+// many threads as set, the caller among them (alone on 1): the workers past the count sleep.
 void test_pool_sizes() {
     context = "thread pool sizes";
     for (int n : {3, 2, 1, 3, 1, 2}) {

@@ -45,8 +45,8 @@ class Scaling:
 def add_pairs(fn, n_threads: int, ratios: list, min_pairs: int, budget_s: float) -> None:
     """Append t(1 thread) / t(n_threads) of adjacent calls of fn to ratios: min_pairs pairs at
     least, more while budget_s lasts. Which count goes first alternates with len(ratios)."""
-    start, added = time.perf_counter(), 0
-    while added < min_pairs or time.perf_counter() - start < budget_s:
+    start, until = time.perf_counter(), len(ratios) + min_pairs
+    while len(ratios) < until or time.perf_counter() - start < budget_s:
         t = {}
         order = (1, n_threads) if len(ratios) % 2 == 0 else (n_threads, 1)
         for n in order:
@@ -54,7 +54,6 @@ def add_pairs(fn, n_threads: int, ratios: list, min_pairs: int, budget_s: float)
             fn()  # untimed: the first call after a change of thread count wakes the workers
             t[n] = seconds(fn)
         ratios.append(t[1] / t[n_threads])
-        added += 1
 
 
 def check_same_results(impl, n_threads: int) -> None:
@@ -82,12 +81,13 @@ def bench_scalings(jobs: list[tuple[Case, int]], dtype, min_pairs: int, budget_s
         with limited_threads(n):  # numpy's BLAS too; rnncore's count switches per call
             check_same_results(impl, n)
     ratios: list[tuple[list[float], list[float]]] = [([], []) for _ in jobs]  # forward, train
+    pairs, budget = -(-min_pairs // rounds), budget_s / rounds  # per round, job and mode
     for _ in range(rounds):
         for impl, (_, n), (forward, train) in zip(impls, jobs, ratios):
             with limited_threads(n):
                 time.sleep(_bench_cases.QUIET_S)
-                add_pairs(impl.forward, n, forward, -(-min_pairs // rounds), budget_s / rounds)
-                add_pairs(impl.train, n, train, -(-min_pairs // rounds), budget_s / rounds)
+                add_pairs(impl.forward, n, forward, pairs, budget)
+                add_pairs(impl.train, n, train, pairs, budget)
     return [Scaling(case.label(), n, statistics.median(forward), statistics.median(train),
                     min(len(forward), len(train)))
             for (case, n), (forward, train) in zip(jobs, ratios)]
