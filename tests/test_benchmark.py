@@ -242,6 +242,25 @@ def test_stream_section(with_step, capsys, tmp_path):
     assert len(lines) == 5  # no "not available" line
 
 
+def test_stream_blocks_take_turns_across_hidden_sizes(monkeypatch):
+    calls = []
+
+    def fake_runners(H, block, with_torch):
+        def runner(name):
+            def run(xs, h=None):
+                calls.append((H, name, len(xs)))
+                return np.zeros(1)
+            return run, lambda h: h
+        return ({name: runner(name) for name in ("rnncore", "numpy")},
+                {name: [None] * block for name in ("rnncore", "numpy")})
+
+    monkeypatch.setattr(_bench_stream, "hidden_size_runners", fake_runners)
+    results = _bench_stream.bench_stream(hidden_sizes=(8, 16), steps=30, block=10)
+    agreement = [(8, "rnncore", 10), (8, "numpy", 10), (16, "rnncore", 10), (16, "numpy", 10)]
+    assert calls == agreement + agreement * 3  # the checks, then 3 rounds of every (H, impl)
+    assert [(r.H, r.impl) for r in results] == [(H, name) for H, name, _ in agreement]
+
+
 def test_stream_in_cli_json(with_step, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(_bench_stream, "HIDDEN_SIZES", (8,))
     monkeypatch.setattr(_bench_stream, "STEPS", 20)

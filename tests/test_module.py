@@ -32,6 +32,19 @@ def test_parameter_names_shapes_order_and_dtype(bias, dtype):
     assert all(not g.any() for g in rnn.grads.values())
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_parameters_and_gradients_start_on_a_cache_line(dtype):
+    # The kernels read weight rows in 32-byte vectors; numpy alone aligns to 16 bytes.
+    rnn = rnncore.RNN(3, 7, num_layers=2, bidirectional=True, dtype=dtype, seed=0)
+    state = rnn.state_dict()
+    rnn.load_state_dict({k: v[..., ::-1].copy() for k, v in state.items()})  # copied in place
+    arrays = {**rnn.parameters(), **{f"grad {k}": g for k, g in rnn.grads.items()}}
+    assert {k: a.ctypes.data % 64 for k, a in arrays.items()} == dict.fromkeys(arrays, 0)
+    assert all(a.flags.c_contiguous and a.flags.writeable for a in arrays.values())
+    np.testing.assert_array_equal(rnn.parameters()["weight_hh_l1_reverse"],
+                                  state["weight_hh_l1_reverse"][:, ::-1])
+
+
 def test_default_dtype_is_float32():
     rnn = rnncore.RNN(I, H)
     assert rnn.parameters()["weight_ih_l0"].dtype == np.float32

@@ -6,6 +6,13 @@ into the next step; the steps run in blocks, the implementations alternate block
 the result is the median block time per step. The final states are checked against rnncore's
 before anything is timed.
 
+The blocks run in rounds: each round times one block of every implementation at every hidden
+size. This machine's cores slow to about half speed in spells of a second or more (a pure Python
+loop alternated between 0.6 and 1.1 ms in one 20 s run); when each hidden size took all its
+blocks in one go (0.6 s at H=64), a row could fall entirely into a fast spell or a slow one: one
+run read numpy's step at 6.6 us at H=32 and 13.3 us at H=64, where a quiet machine gives about 7
+us at both. Spread over the whole section (~6 s with torch), every row sees the same mix.
+
 Blocks are 500 steps: a stream runs step after step, while the switch between implementations
 leaves the caches to the other one (torch's step touches far more memory). Measured at H=64, the
 first steps after a torch block cost rnncore about 0.3 us per step more, averaged over 100-step
@@ -24,7 +31,7 @@ from ._bench_cases import limited_threads
 from .rnn import RNN
 
 HIDDEN_SIZES = (32, 64, 128, 256)
-STEPS, BLOCK = 10000, 500  # timed steps per implementation and hidden size, steps per block
+STEPS, BLOCK = 20000, 500  # timed steps per implementation and hidden size, steps per block
 NOT_AVAILABLE = "rnn.step not available"
 
 
@@ -89,7 +96,8 @@ def split_steps(xs: np.ndarray, impl: str) -> list:
     return list(xs)
 
 
-def bench_hidden_size(H: int, steps: int, block: int, with_torch: bool) -> list:
+def hidden_size_runners(H: int, block: int, with_torch: bool) -> tuple[dict, dict]:
+    """Each implementation's (runner, state) at hidden size H and its block of inputs."""
     rnn = RNN(H, H, seed=0)
     xs = np.random.default_rng(1).standard_normal((block, 1, H)).astype(np.float32)
     runners = {}
@@ -98,16 +106,7 @@ def bench_hidden_size(H: int, steps: int, block: int, with_torch: bool) -> list:
     runners["numpy"] = numpy_runner(rnn)
     if with_torch:
         runners["torch"] = torch_runner(rnn)
-    inputs = {name: split_steps(xs, name) for name in runners}
-    with limited_threads(1):
-        check_stream_agreement(runners, inputs)
-        times: dict[str, list[float]] = {name: [] for name in runners}
-        for _ in range(max(1, steps // block)):
-            for name, (run, _) in runners.items():
-                t0 = time.perf_counter()
-                run(inputs[name])
-                times[name].append((time.perf_counter() - t0) / block)
-    return [StreamResult(H, name, statistics.median(t) * 1e6) for name, t in times.items()]
+    return runners, {name: split_steps(xs, name) for name in runners}
 
 
 def check_stream_agreement(runners: dict, inputs: dict) -> None:
@@ -121,10 +120,18 @@ def check_stream_agreement(runners: dict, inputs: dict) -> None:
 
 def bench_stream(hidden_sizes=HIDDEN_SIZES, steps: int = STEPS, block: int = BLOCK,
                  with_torch: bool = False) -> list:
-    results = []
-    for H in hidden_sizes:
-        results += bench_hidden_size(H, steps, block, with_torch)
-    return results
+    cases = {H: hidden_size_runners(H, block, with_torch) for H in hidden_sizes}
+    times: dict[tuple[int, str], list[float]] = {}
+    with limited_threads(1):
+        for runners, inputs in cases.values():
+            check_stream_agreement(runners, inputs)
+        for _ in range(max(1, steps // block)):  # rounds
+            for H, (runners, inputs) in cases.items():
+                for name, (run, _) in runners.items():
+                    t0 = time.perf_counter()
+                    run(inputs[name])
+                    times.setdefault((H, name), []).append((time.perf_counter() - t0) / block)
+    return [StreamResult(H, name, statistics.median(t) * 1e6) for (H, name), t in times.items()]
 
 
 def format_stream(results: list, steps: int) -> str:

@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from . import _core
+from ._aligned import cache_aligned
 from ._checks import as_real_array, c_aligned, check_bool, check_float_dtype, check_positive_int
 from .lengths import check_lengths
 
@@ -110,12 +111,15 @@ class RNN:
         self.training = True
         self._rng = np.random.default_rng(seed)
 
-        # Parameters in torch's registration order, each drawn from U(-1/sqrt(H), 1/sqrt(H)).
+        # Parameters in torch's registration order, each drawn from U(-1/sqrt(H), 1/sqrt(H)),
+        # stored from the start of a cache line (as their gradients), where the kernels read
+        # their rows fastest.
         bound = 1.0 / math.sqrt(self.hidden_size)
         self._params: dict[str, np.ndarray] = {}
         for name, shape in self._parameter_shapes():
-            self._params[name] = self._rng.uniform(-bound, bound, size=shape).astype(self.dtype)
-        self._grads = {name: np.zeros_like(p) for name, p in self._params.items()}
+            self._params[name] = cache_aligned(
+                self._rng.uniform(-bound, bound, size=shape).astype(self.dtype))
+        self._grads = {name: cache_aligned(np.zeros_like(p)) for name, p in self._params.items()}
         # (w_ih, w_hh, b_ih, b_hh) of layer k, direction d at index k * D + d, biases None when
         # bias=False; the same for the gradients. The arrays never change identity (loads copy
         # into them), so these stay valid.
