@@ -255,9 +255,11 @@ def test_stream_blocks_take_turns_across_hidden_sizes(monkeypatch):
                 {name: [None] * block for name in ("rnncore", "numpy")})
 
     monkeypatch.setattr(_bench_stream, "hidden_size_runners", fake_runners)
+    monkeypatch.setattr(_bench_stream, "WARM", 3)
     results = _bench_stream.bench_stream(hidden_sizes=(8, 16), steps=30, block=10)
     agreement = [(8, "rnncore", 10), (8, "numpy", 10), (16, "rnncore", 10), (16, "numpy", 10)]
-    assert calls == agreement + agreement * 3  # the checks, then 3 rounds of every (H, impl)
+    one_round = [(H, name, n) for H, name, _ in agreement for n in (3, 10)]  # warm-up, block
+    assert calls == agreement + one_round * 3  # the checks, then 3 rounds
     assert [(r.H, r.impl) for r in results] == [(H, name) for H, name, _ in agreement]
 
 

@@ -13,10 +13,14 @@ blocks in one go (0.6 s at H=64), a row could fall entirely into a fast spell or
 run read numpy's step at 6.6 us at H=32 and 13.3 us at H=64, where a quiet machine gives about 7
 us at both. Spread over the whole section (~6 s with torch), every row sees the same mix.
 
-Blocks are 500 steps: a stream runs step after step, while the switch between implementations
-leaves the caches to the other one (torch's step touches far more memory). Measured at H=64, the
-first steps after a torch block cost rnncore about 0.3 us per step more, averaged over 100-step
-blocks, and 0.05 us over 500-step ones (1.45 against 1.93 us per step, in the same run).
+Blocks are 500 steps, each after 50 untimed ones: a stream runs step after step, while the
+switch between implementations leaves the caches to the other one (torch's step touches far more
+memory). Measured at H=64, the first steps after a torch block cost rnncore about 0.3 us per step
+more, averaged over 100-step blocks, and 0.05 us over 500-step ones (1.45 against 1.93 us per
+step, in the same run). The untimed steps take the rest of the switch out of every
+implementation's figure: alternated three times in one process, H=64 read 1.00-1.04 us with them
+and 1.09-1.11 us without for rnncore, 7.0-7.1 and 7.4-7.7 us for numpy, 23.0-23.2 and 23.7-24.5
+us for torch.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from .rnn import RNN
 
 HIDDEN_SIZES = (32, 64, 128, 256)
 STEPS, BLOCK = 20000, 500  # timed steps per implementation and hidden size, steps per block
+WARM = 50  # untimed steps before each timed block
 NOT_AVAILABLE = "rnn.step not available"
 
 
@@ -128,6 +133,7 @@ def bench_stream(hidden_sizes=HIDDEN_SIZES, steps: int = STEPS, block: int = BLO
         for _ in range(max(1, steps // block)):  # rounds
             for H, (runners, inputs) in cases.items():
                 for name, (run, _) in runners.items():
+                    run(inputs[name][:WARM])
                     t0 = time.perf_counter()
                     run(inputs[name])
                     times.setdefault((H, name), []).append((time.perf_counter() - t0) / block)
