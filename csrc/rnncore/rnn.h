@@ -41,7 +41,8 @@ struct Dims {
 //   h:    [T,B,H] row stride ldh; written with every h_t. It is also all the state the backward
 //         needs (act'(z) is recovered from h), so nothing else is stored.
 //   lengths: [B] or nullptr (see above). Rows of h past a sequence's end are written with zeros.
-//   work: rnn_forward_workspace_size<F>(d) elements of scratch (the packed weights).
+//   work: rnn_forward_workspace_size<F>(d) elements of scratch (the packed weights); fastest
+//   when it starts on a 64-byte cache line.
 // h must not overlap x, h0 or the weights. Each step computes x_t W_ih^T and h_{t-1} W_hh^T in
 // one pass of a micro-kernel over [W_ih | W_hh] packed once per call, then the activation while
 // the step's block is in cache. Batch slices run on get_num_threads() threads.
@@ -76,7 +77,8 @@ std::int64_t rnn_backward_workspace_size(const Dims& d, bool with_lengths);
 //   dh0:  [B,H] contiguous; written (the gradient w.r.t. h0, also when h0 was nullptr).
 //   dW_ih [H,I], dW_hh [H,H], db_ih [H], db_hh [H]: accumulated (like torch's .grad);
 //         db_* are nullptr when the layer has no bias.
-//   work: rnn_backward_workspace_size<F>(d, lengths != nullptr) elements of scratch.
+//   work: rnn_backward_workspace_size<F>(d, lengths != nullptr) elements of scratch (fastest on a
+//   64-byte cache line, as the forward's).
 // The loop runs back through the steps in chunks of about 2048 rows of dL/dz (z the
 // pre-activation), batch slices on get_num_threads() threads; each step's micro-tiles multiply
 // dL/dz by [W_hh | W_ih] packed once per call, for the previous step's dL/dz and for dx. After
