@@ -139,12 +139,13 @@ bool is_float32(const py::array& x) {
 // aligned) every other 32-byte load of them crossed a cache line. Paired calls, misaligned by 16
 // bytes / aligned: S4 forward 0.961, S2 training 0.971, S3 forward 0.988 and 0.986 (1 and 2
 // threads), S3 training 0.985-1.011.
+constexpr std::align_val_t kScratchAlign{64};  // bytes; the same for the new and the delete
 struct FreeScratch {
-    void operator()(void* p) const { ::operator delete(p, std::align_val_t{64}); }
+    void operator()(void* p) const { ::operator delete(p, kScratchAlign); }
 };
 template <typename F>
 std::unique_ptr<F[], FreeScratch> scratch(std::int64_t n) {
-    void* p = ::operator new(static_cast<size_t>(n) * sizeof(F), std::align_val_t{64});
+    void* p = ::operator new(static_cast<size_t>(n) * sizeof(F), kScratchAlign);
     return std::unique_ptr<F[], FreeScratch>(static_cast<F*>(p));
 }
 
