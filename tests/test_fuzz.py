@@ -19,9 +19,9 @@ from helpers import TOLERANCES, assert_results_close, make_data, run_reference, 
 from reference import reference_rnn
 
 NAMES = ("x", "h0", "grad_output", "grad_h_n")
-# Runs of the "fuzz" profile found float32 gradients of 3-layer RNNs up to 1.3x the default
-# tolerance away (sums of T*B terms that cancel), hence 4x, as test_rnn_vs_reference.py's larger
-# shape has.
+# For the model with a head, which the reference's error bound does not cover: runs of the "fuzz"
+# profile found float32 gradients of 3-layer RNNs up to 1.3x the default tolerance away (sums of
+# T*B terms that cancel), hence 4x.
 FLOAT32_SCALE = {np.float32: 4.0, np.float64: 1.0}
 
 
@@ -66,7 +66,7 @@ def test_rnn_agrees_with_reference(case, data):
     want = run_reference(rnn.parameters(), *as_model_dtype(values, case["dtype"]).values(),
                          **case["opts"])
     got = run_rnncore(rnn, *passed.values())
-    assert_results_close(got, want, case["dtype"], scale=FLOAT32_SCALE[case["dtype"]])
+    assert_results_close(got, want, case["dtype"])
     assert_inputs_unchanged(passed, values)
 
 
@@ -240,7 +240,7 @@ def test_rnn_with_lengths_agrees_with_reference(case, data):
     got = run_rnncore(rnn, x, h0, grad_output, grad_h_n, lengths=np.array(lengths))
     want = run_reference(rnn.parameters(), x, h0, grad_output, grad_h_n, lengths=lengths,
                          **case["opts"])
-    assert_results_close(got, want, case["dtype"], scale=FLOAT32_SCALE[case["dtype"]])
+    assert_results_close(got, want, case["dtype"])
     padded = ~rnncore.length_mask(lengths, T, batch_first=case["opts"]["batch_first"])
     output, _, grad_x, _, _ = got
     assert np.all(output[padded] == 0) and np.all(grad_x[padded] == 0)

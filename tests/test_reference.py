@@ -39,3 +39,27 @@ def test_reverse_direction_final_state_is_output_at_time_zero():
     output, h_n, _ = rnn_forward(x, h0, params, 2, "tanh", bidirectional=True)
     np.testing.assert_array_equal(h_n[3], output[0, :, H:])   # layer 1 reverse
     np.testing.assert_array_equal(h_n[2], output[-1, :, :H])  # layer 1 forward
+
+
+def test_error_bound_is_tight_enough_to_fail():
+    """The rounding-error bound (reference.py, ROUNDING) must catch real errors: on a 20-step,
+    2-layer problem its float32 tolerance stays within a few hundred u of each value's scale, and a
+    result off by 1e-4 relative fails it."""
+    from helpers import assert_results_close, run_reference
+    from reference import LAMBDA, UNIT_ROUNDOFF
+    opts = dict(num_layers=2, nonlinearity="tanh", bidirectional=True)
+    rng = np.random.default_rng(0)
+    params = make_params(rng, 16, 32, **opts)
+    data = make_data(rng, 20, 8, 16, 32, **opts)
+    want = run_reference(params, *data, **opts)
+    u = UNIT_ROUNDOFF[np.dtype(np.float32)]
+    sd_grad = want.sd[4]["weight_ih_l0"]
+    tol = LAMBDA * u * sd_grad
+    assert np.median(tol / np.abs(want[4]["weight_ih_l0"])) < 300 * u
+    off = [np.asarray(a, np.float32) for a in want[:4]] + [
+        {k: (g * (1 + 1e-4)).astype(np.float32) for k, g in want[4].items()}]
+    with pytest.raises(AssertionError, match="beyond the tolerance"):
+        assert_results_close(off, want, np.float32)
+    close = [np.asarray(a, np.float32) for a in want[:4]] + [
+        {k: g.astype(np.float32) for k, g in want[4].items()}]
+    assert_results_close(close, want, np.float32)  # rounding to float32 alone is within it

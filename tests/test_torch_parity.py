@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 import rnncore
-from helpers import assert_results_close, make_data, make_torch_rnn, run_rnncore, run_torch
+from helpers import (assert_results_close, make_data, make_torch_rnn, run_reference, run_rnncore,
+                     run_torch)
 
 torch = pytest.importorskip("torch")
 
@@ -25,8 +26,9 @@ def test_matches_torch(num_layers, bidirectional, batch_first, unbatched, nonlin
     rnn = rnncore.RNN(I, H, **opts, dtype=dtype, seed=0)
     torch_rnn = make_torch_rnn(rnn.state_dict(), I, H, dtype, **opts)
     data = make_data(np.random.default_rng(1), 6, 3, I, H, unbatched=unbatched, dtype=dtype, **opts)
-    # Two float32 results, each within the tolerance of the exact one, may differ by twice it.
-    assert_results_close(run_rnncore(rnn, *data), run_torch(torch_rnn, *data), dtype, scale=2.0)
+    bound = run_reference(rnn.parameters(), *data, **opts).sd
+    assert_results_close(run_rnncore(rnn, *data), run_torch(torch_rnn, *data), dtype,
+                         want_dtype=dtype, sd=bound)
 
 
 @pytest.mark.parametrize("source", ["state_dict", "named_parameters"])  # the latter require grad
