@@ -14,6 +14,7 @@
 
 #include "rnncore/blas.h"
 #include "rnncore/elementwise.h"
+#include "rnncore/isa.h"
 #include "rnncore/rnn.h"
 #include "rnncore/thread_pool.h"
 
@@ -499,5 +500,7 @@ PYBIND11_MODULE(_core, m) {
     m.def("get_num_threads", &rnncore::get_num_threads);
     m.def("blas_config", [] { return std::string(rnncore::blas::config()); });
     m.def("blas_corename", [] { return std::string(rnncore::blas::corename()); });
-    m.def("simd_isa", [] { return std::string(rnncore::elementwise_isa()); });
+    m.def("get_isa", [] { return std::string(rnncore::elementwise_isa()); });
+    m.def("available_isas", &rnncore::available_isas);
+    m.def("set_isa", &rnncore::set_kernel_isa, py::arg("name"));  // invalid_argument -> ValueError
 }

@@ -1,44 +1,101 @@
-// Picks the kernels for this CPU once, at first use: the AVX2+FMA build where the CPU has both,
-// else the baseline build.
+// Picks one kernel set for the process: at first use the best this CPU runs (AVX-512, else
+// AVX2+FMA, else the baseline build); set_kernel_isa switches to another.
+#include <atomic>
+#include <stdexcept>
+
 #include "rnncore/isa.h"
 
 namespace rnncore {
 
 namespace {
-bool use_avx2() {
+enum class Isa : int { Baseline, Avx2, Avx512 };
+const char* const kNames[] = {"baseline", "avx2", "avx512"};
+
+bool cpu_runs(Isa isa) {
+    __builtin_cpu_init();
+    switch (isa) {
+        case Isa::Baseline:
+            return true;
+        case Isa::Avx2:
 #ifdef RNNCORE_HAVE_AVX2
-    static const bool yes = [] {
-        __builtin_cpu_init();
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    }();
-    return yes;
+            return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #else
-    return false;
+            return false;
 #endif
+        case Isa::Avx512:
+#ifdef RNNCORE_HAVE_AVX512
+            return cpu_runs(Isa::Avx2) && __builtin_cpu_supports("avx512f") &&
+                   __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
+                   __builtin_cpu_supports("avx512dq");
+#else
+            return false;
+#endif
+    }
+    return false;
+}
+
+Isa best() {
+    for (Isa isa : {Isa::Avx512, Isa::Avx2})
+        if (cpu_runs(isa)) return isa;
+    return Isa::Baseline;
+}
+
+std::atomic<Isa>& current() {
+    static std::atomic<Isa> isa{best()};
+    return isa;
 }
 }  // namespace
 
+std::vector<std::string> available_isas() {
+    std::vector<std::string> names;
+    for (Isa isa : {Isa::Baseline, Isa::Avx2, Isa::Avx512})
+        if (cpu_runs(isa)) names.push_back(kNames[static_cast<int>(isa)]);
+    return names;
+}
+
+void set_kernel_isa(const std::string& name) {
+    for (Isa isa : {Isa::Baseline, Isa::Avx2, Isa::Avx512}) {
+        if (name != kNames[static_cast<int>(isa)] || !cpu_runs(isa)) continue;
+        current().store(isa);
+        return;
+    }
+    std::string available;
+    for (const std::string& n : available_isas()) available += (available.empty() ? "" : ", ") + n;
+    throw std::invalid_argument("unknown or unsupported kernel set '" + name + "': this CPU and build run " +
+                                available);
+}
+
+const char* elementwise_isa() { return kNames[static_cast<int>(current().load())]; }
+
 template <typename F>
 const ElementwiseKernels<F>& elementwise() {
-#ifdef RNNCORE_HAVE_AVX2
-    if (use_avx2()) return elementwise_avx2<F>();
+    switch (current().load(std::memory_order_relaxed)) {
+#ifdef RNNCORE_HAVE_AVX512
+        case Isa::Avx512: return elementwise_avx512<F>();
 #endif
-    return elementwise_baseline<F>();
+#ifdef RNNCORE_HAVE_AVX2
+        case Isa::Avx2: return elementwise_avx2<F>();
+#endif
+        default: return elementwise_baseline<F>();
+    }
 }
 
 template <typename F>
 const RecurrentKernels<F>& recurrent() {
-#ifdef RNNCORE_HAVE_AVX2
-    if (use_avx2()) return recurrent_avx2<F>();
+    switch (current().load(std::memory_order_relaxed)) {
+#ifdef RNNCORE_HAVE_AVX512
+        case Isa::Avx512: return recurrent_avx512<F>();
 #endif
-    return recurrent_baseline<F>();
+#ifdef RNNCORE_HAVE_AVX2
+        case Isa::Avx2: return recurrent_avx2<F>();
+#endif
+        default: return recurrent_baseline<F>();
+    }
 }
 
 template const ElementwiseKernels<float>& elementwise<float>();
 template const ElementwiseKernels<double>& elementwise<double>();
 template const RecurrentKernels<float>& recurrent<float>();
 template const RecurrentKernels<double>& recurrent<double>();
-
-const char* elementwise_isa() { return use_avx2() ? "avx2+fma" : "baseline"; }
 
 }  // namespace rnncore

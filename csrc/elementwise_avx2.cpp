@@ -5,7 +5,7 @@ namespace rnncore {
 
 template <typename F>
 const ElementwiseKernels<F>& elementwise_avx2() {
-    static const ElementwiseKernels<F> k = make_kernels<F>("avx2+fma");
+    static const ElementwiseKernels<F> k = make_kernels<F>("avx2");
     return k;
 }
 

@@ -1,4 +1,7 @@
-// The recurrent loops for any CPU of the target architecture.
+// The recurrent loops for any CPU of the target architecture: 32-byte vectors (which the compiler
+// splits into what the target has), tiles of 6 rows.
+#define RNNCORE_VECTOR_BYTES 32
+#define RNNCORE_TILE_ROWS 6
 #include "recurrent_impl.h"
 
 namespace rnncore {

@@ -26,24 +26,29 @@
 namespace rnncore {
 namespace {
 
+// The including file defines the vector width and the micro-tile height of its set:
+// RNNCORE_VECTOR_BYTES (32: baseline and AVX2; 64: AVX-512) and RNNCORE_TILE_ROWS (the rows of
+// a full tile, whose 2 * rows accumulators and two panel vectors fit the set's registers: 16 of
+// them with AVX2, 32 with AVX-512).
+#ifndef RNNCORE_VECTOR_BYTES
+#error "define RNNCORE_VECTOR_BYTES and RNNCORE_TILE_ROWS before including recurrent_impl.h"
+#endif
+constexpr int kVectorBytes = RNNCORE_VECTOR_BYTES;
 template <typename F>
-struct VecOf;
-template <>
-struct VecOf<float> {
-    typedef float type __attribute__((vector_size(32)));  // 8 lanes
-};
-template <>
-struct VecOf<double> {
-    typedef double type __attribute__((vector_size(32)));  // 4 lanes
+struct VecOf {
+    typedef F type __attribute__((vector_size(kVectorBytes)));
 };
 
 template <typename F>
 using Vec = typename VecOf<F>::type;
 template <typename F>
-constexpr int kLanes = static_cast<int>(32 / sizeof(F));
+constexpr int kLanes = static_cast<int>(kVectorBytes / sizeof(F));
 template <typename F>
 constexpr int kNR = 2 * kLanes<F>;  // columns per panel: two vectors
-constexpr int kMR = RecurrentKernels<float>::MR;  // rows per full micro-tile (6: 12 accumulators)
+constexpr int kMR = RNNCORE_TILE_ROWS;  // rows per full micro-tile
+template <typename F>
+constexpr std::int64_t panel_count(std::int64_t n) { return (n + kNR<F> - 1) / kNR<F>; }
+static_assert(kNR<float> * sizeof(float) <= 128, "recurrent.h sizes workspaces for panels of at most 128 bytes");
 
 template <typename F>
 inline Vec<F> load(const F* p) {
@@ -56,8 +61,13 @@ inline void store(F* p, Vec<F> v) {
     std::memcpy(p, &v, sizeof v);
 }
 // One broadcast instruction (a loop over lanes or `Vec{} + s` compile to more).
+#if RNNCORE_VECTOR_BYTES == 64
+inline Vec<float> splat(float s) { return Vec<float>{s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, s}; }
+inline Vec<double> splat(double s) { return Vec<double>{s, s, s, s, s, s, s, s}; }
+#else
 inline Vec<float> splat(float s) { return Vec<float>{s, s, s, s, s, s, s, s}; }
 inline Vec<double> splat(double s) { return Vec<double>{s, s, s, s}; }
+#endif
 
 // Pack columns of a [K, N] operand given as op(W) into panels of kNR columns.
 // get(k, n) returns op(W)[k, n]; n >= N is zero padding.
@@ -150,7 +160,7 @@ inline const F* accumulate(Vec<F> (&acc)[ROWS][2], std::int64_t K, const F* cons
     }
     for (std::int64_t k = 0; k < K; ++k, panel += kNR<F>) {
         const Vec<F> b0 = load(panel), b1 = load(panel + kLanes<F>);
-#pragma GCC unroll 6
+#pragma GCC unroll 16
         for (int r = 0; r < ROWS; ++r) {
             const Vec<F> a = splat(A[r][k]);
             acc[r][0] += a * b0;
@@ -296,16 +306,12 @@ inline void tile_heights(std::int64_t left, std::int64_t (&n)[2]) {
 }
 
 // Calls tile(std::integral_constant<int, ROWS>) for the tile height `rows` (1..kMR).
-template <typename Tile>
+template <int R = 1, typename Tile>
 inline void by_height(std::int64_t rows, Tile tile) {
-    switch (rows < kMR ? rows : kMR) {
-        case 1: tile(std::integral_constant<int, 1>{}); break;
-        case 2: tile(std::integral_constant<int, 2>{}); break;
-        case 3: tile(std::integral_constant<int, 3>{}); break;
-        case 4: tile(std::integral_constant<int, 4>{}); break;
-        case 5: tile(std::integral_constant<int, 5>{}); break;
-        default: tile(std::integral_constant<int, kMR>{}); break;
+    if constexpr (R < kMR) {
+        if (rows > R) return by_height<R + 1>(rows, tile);
     }
+    tile(std::integral_constant<int, R>{});
 }
 
 // Zeros in the padded steps t >= length of the positions [begin, end), in a [T,B,width] array
@@ -512,31 +518,57 @@ void backward_loop(Activation act, bool reverse, std::int64_t T, const BatchOrde
     }
 }
 
+// The step's lane sums work on 32-byte vectors; a 64-byte one is first folded to its two halves'
+// sum.
+template <typename F>
+struct Vec32Of {
+    typedef F type __attribute__((vector_size(32)));
+};
+template <typename F>
+using Vec32 = typename Vec32Of<F>::type;
+template <typename F>
+inline Vec32<F> fold32(Vec<F> v) {
+    if constexpr (sizeof(Vec<F>) == 32) {
+        return v;
+    } else {
+        Vec32<F> lo, hi;
+        std::memcpy(&lo, &v, 32);
+        std::memcpy(&hi, reinterpret_cast<const char*>(&v) + 32, 32);
+        return lo + hi;
+    }
+}
+
 // Pairwise sums of neighbouring lanes of a and b, interleaved as x86's hadd:
 // float [a0+a1, a2+a3, b0+b1, b2+b3, a4+a5, a6+a7, b4+b5, b6+b7]; double [a0+a1, b0+b1, a2+a3, b2+b3].
-inline Vec<float> hadd(Vec<float> a, Vec<float> b) {
+inline Vec32<float> hadd(Vec32<float> a, Vec32<float> b) {
     typedef int Mask __attribute__((vector_size(32)));
     return __builtin_shuffle(a, b, Mask{0, 2, 8, 10, 4, 6, 12, 14}) +
            __builtin_shuffle(a, b, Mask{1, 3, 9, 11, 5, 7, 13, 15});
 }
-inline Vec<double> hadd(Vec<double> a, Vec<double> b) {
+inline Vec32<double> hadd(Vec32<double> a, Vec32<double> b) {
     typedef long long Mask __attribute__((vector_size(32)));
     return __builtin_shuffle(a, b, Mask{0, 4, 2, 6}) + __builtin_shuffle(a, b, Mask{1, 5, 3, 7});
 }
 
 // The lane sums of 8 vectors: out[g] = sum over lanes of v[g], by a transposing tree of hadds.
-inline void lane_sums(const Vec<float> (&v)[8], float* out) {
+inline void lane_sums(const Vec<float> (&w)[8], float* out) {
     typedef int Mask __attribute__((vector_size(32)));
-    const Vec<float> q0 = hadd(hadd(v[0], v[1]), hadd(v[2], v[3]));  // [v0..v3 lanes 0-3, v0..v3 lanes 4-7]
-    const Vec<float> q1 = hadd(hadd(v[4], v[5]), hadd(v[6], v[7]));
-    store(out, __builtin_shuffle(q0, q1, Mask{0, 1, 2, 3, 8, 9, 10, 11}) +
-                   __builtin_shuffle(q0, q1, Mask{4, 5, 6, 7, 12, 13, 14, 15}));
+    Vec32<float> v[8];
+    for (int g = 0; g < 8; ++g) v[g] = fold32<float>(w[g]);
+    const Vec32<float> q0 = hadd(hadd(v[0], v[1]), hadd(v[2], v[3]));  // [v0..v3 lanes 0-3, v0..v3 lanes 4-7]
+    const Vec32<float> q1 = hadd(hadd(v[4], v[5]), hadd(v[6], v[7]));
+    const Vec32<float> sums = __builtin_shuffle(q0, q1, Mask{0, 1, 2, 3, 8, 9, 10, 11}) +
+                              __builtin_shuffle(q0, q1, Mask{4, 5, 6, 7, 12, 13, 14, 15});
+    std::memcpy(out, &sums, sizeof sums);
 }
-inline void lane_sums(const Vec<double> (&v)[8], double* out) {
+inline void lane_sums(const Vec<double> (&w)[8], double* out) {
     typedef long long Mask __attribute__((vector_size(32)));
+    Vec32<double> v[8];
+    for (int g = 0; g < 8; ++g) v[g] = fold32<double>(w[g]);
     for (int half = 0; half < 2; ++half) {
-        const Vec<double> a = hadd(v[4 * half], v[4 * half + 1]), b = hadd(v[4 * half + 2], v[4 * half + 3]);
-        store(out + 4 * half, __builtin_shuffle(a, b, Mask{0, 1, 4, 5}) + __builtin_shuffle(a, b, Mask{2, 3, 6, 7}));
+        const Vec32<double> a = hadd(v[4 * half], v[4 * half + 1]), b = hadd(v[4 * half + 2], v[4 * half + 3]);
+        const Vec32<double> sums = __builtin_shuffle(a, b, Mask{0, 1, 4, 5}) + __builtin_shuffle(a, b, Mask{2, 3, 6, 7});
+        std::memcpy(out + 4 * half, &sums, sizeof sums);
     }
 }
 template <typename F>
@@ -592,7 +624,7 @@ void step(Activation act, std::int64_t rows, std::int64_t I, std::int64_t H, con
 
 template <typename F>
 RecurrentKernels<F> make_recurrent_kernels(const char* isa) {
-    return {isa, pack_forward<F>, pack_backward<F>, forward_loop<F>, backward_loop<F>, step<F>,
+    return {isa, kMR, kNR<F>, pack_forward<F>, pack_backward<F>, forward_loop<F>, backward_loop<F>, step<F>,
             zero_padding<F>};
 }
 

@@ -78,8 +78,8 @@ SortedBatch sort_batch(const Dims& d, const std::int64_t* lengths) {
 // What a time-loop slice of `rows` batch rows costs, in full micro-tiles: a trailing partial
 // tile costs 0.86 of a full one (as measured for 4 rows).
 template <typename F>
-double tile_cost(std::int64_t rows) {
-    const std::int64_t MR = RecurrentKernels<F>::MR;
+double tile_cost(const RecurrentKernels<F>& k, std::int64_t rows) {
+    const std::int64_t MR = k.mr;
     return static_cast<double>(rows / MR) + (rows % MR ? 0.86 : 0.0);
 }
 
@@ -95,9 +95,9 @@ double tile_cost(std::int64_t rows) {
 //   on 2 threads: a tile whose sequences have partly ended costs nearly a full tile's time.)
 //   The backward's chunks each get their own.
 template <typename F>
-std::vector<std::int64_t> batch_slices(const Dims& d, const SortedBatch& sb, std::int64_t s_lo,
+std::vector<std::int64_t> batch_slices(const RecurrentKernels<F>& k, const Dims& d, const SortedBatch& sb, std::int64_t s_lo,
                                        std::int64_t s_hi) {
-    const std::int64_t MR = RecurrentKernels<F>::MR, tiles = (d.B + MR - 1) / MR;
+    const std::int64_t MR = k.mr, tiles = (d.B + MR - 1) / MR;
     const BatchOrder order = sb.order();
     auto steps = [&](std::int64_t j) {  // position j's steps in [s_lo, s_hi)
         return std::max<std::int64_t>(0, std::min(order.length(j, d.T), s_hi) - s_lo);
@@ -114,7 +114,7 @@ std::vector<std::int64_t> batch_slices(const Dims& d, const SortedBatch& sb, std
         // a trailing partial tile stays with the tile before it, as tile_heights runs them
         for (std::int64_t j = MR; live - j >= MR; j += MR) bounds.push_back(j);
     } else if (parts > 1) {
-        const double cost = tile_cost<F>(d.B);
+        const double cost = tile_cost(k, d.B);
         for (std::int64_t i = 1; i < parts; ++i) {  // each boundary at the tile nearest its share
             const std::int64_t tile = std::max<std::int64_t>(std::llround(cost * i / parts), bounds.back() / MR + 1);
             if (tile * MR >= d.B) break;
@@ -141,17 +141,17 @@ std::vector<std::int64_t> batch_slices(const Dims& d, const SortedBatch& sb, std
 // start at whole panels and every row lands in the same tile as in a single slice: the results
 // stay bit for bit the same.
 template <typename F>
-std::int64_t column_blocks(const Dims& d, const SortedBatch& sb, const std::vector<std::int64_t>& slices,
+std::int64_t column_blocks(const RecurrentKernels<F>& k, const Dims& d, const SortedBatch& sb, const std::vector<std::int64_t>& slices,
                            std::int64_t step_flop) {
     const std::int64_t threads = get_num_threads();
     const std::int64_t cores = std::max<std::int64_t>(1, std::thread::hardware_concurrency());
-    if (sb.order().steps || threads < 2 || threads > cores || panel_count<F>(d.H) < threads ||
+    if (sb.order().steps || threads < 2 || threads > cores || k.panels(d.H) < threads ||
         step_flop < 1'000'000 || slices.size() < 3)
         return 0;
     double widest = 0;
     for (size_t i = 0; i + 1 < slices.size(); ++i)
-        widest = std::max(widest, tile_cost<F>(slices[i + 1] - slices[i]));
-    return widest > 1.04 * tile_cost<F>(d.B) / static_cast<double>(threads) ? threads : 0;
+        widest = std::max(widest, tile_cost(k, slices[i + 1] - slices[i]));
+    return widest > 1.04 * tile_cost(k, d.B) / static_cast<double>(threads) ? threads : 0;
 }
 
 // Loop steps per chunk of the backward: about kChunkRows rows of dz, balanced over T.
@@ -273,9 +273,9 @@ void rnn_forward(const Dims& d, Activation act, bool reverse,
     const auto& k = recurrent<F>();
     k.pack_forward(d.I, d.H, W_ih, W_hh, b_ih, b_hh, work);
     zero_padded_rows<F>(d, sb, d.H, h, ldh);  // padded steps of the output
-    const std::vector<std::int64_t> slices = batch_slices<F>(d, sb, 0, d.T);
-    const std::int64_t blocks = column_blocks<F>(d, sb, slices, 2 * d.B * d.H * (d.I + d.H));
-    StepBlocks shared(d.T, std::max<std::int64_t>(blocks, 1), panel_count<F>(d.H));
+    const std::vector<std::int64_t> slices = batch_slices(k, d, sb, 0, d.T);
+    const std::int64_t blocks = column_blocks(k, d, sb, slices, 2 * d.B * d.H * (d.I + d.H));
+    StepBlocks shared(d.T, std::max<std::int64_t>(blocks, 1), k.panels(d.H));
     parallel_for(static_cast<int>(blocks ? blocks : slices.size() - 1), [&](int i) {
         const std::int64_t begin = blocks ? 0 : slices[i], end = blocks ? d.B : slices[i + 1];
         k.forward_loop(act, reverse, d.T, order, begin, end, d.I, d.H, x, ldx, d.B * ldx, h0, work,
@@ -393,9 +393,9 @@ void rnn_backward(const Dims& d, Activation act, bool reverse,
         //   dz[t] = (dh[t] + dz[next] W_hh) * act'(h[t]);   dh0 = dz[first] W_hh
         // and, with lengths, dx[t] = dz[t] W_ih straight into the sequences' rows of dx (without,
         // dx is made by OpenBLAS in chunk_gradients below, a little faster there).
-        const std::vector<std::int64_t> slices = batch_slices<F>(d, sb, s_lo, s_hi);
-        const std::int64_t blocks = column_blocks<F>(d, sb, slices, 2 * B * H * H);
-        StepBlocks shared(s_hi - s_lo + 1, std::max<std::int64_t>(blocks, 1), panel_count<F>(H));
+        const std::vector<std::int64_t> slices = batch_slices(k, d, sb, s_lo, s_hi);
+        const std::int64_t blocks = column_blocks(k, d, sb, slices, 2 * B * H * H);
+        StepBlocks shared(s_hi - s_lo + 1, std::max<std::int64_t>(blocks, 1), k.panels(H));
         parallel_for(static_cast<int>(blocks ? blocks : slices.size() - 1), [&](int i) {
             const std::int64_t begin = blocks ? 0 : slices[i], end = blocks ? B : slices[i + 1];
             k.backward_loop(act, reverse, T, order, begin, end, H, h, ldh, B * ldh,

@@ -10,7 +10,7 @@ namespace rnncore {
 
 template <typename F>
 struct ElementwiseKernels {
-    const char* isa;  // instruction set these were compiled for: "avx2+fma" or "baseline"
+    const char* isa;  // the kernel set: "baseline", "avx2" or "avx512" (rnncore/isa.h)
 
     // h[r, :cols] = act(h[r, :cols]) in place, for each of `rows` rows of stride ldh.
     void (*activate)(Activation act, std::int64_t rows, std::int64_t cols, F* h, std::int64_t ldh);
@@ -27,11 +27,11 @@ struct ElementwiseKernels {
                             F* sums);
 };
 
-// The fastest set this CPU runs.
+// The kernels of the set in use (dispatch.cpp).
 template <typename F>
 const ElementwiseKernels<F>& elementwise();
 
-// Name of the instruction set the kernels dispatch to on this CPU.
+// Name of the kernel set in use: "baseline", "avx2" or "avx512".
 const char* elementwise_isa();
 
 }  // namespace rnncore

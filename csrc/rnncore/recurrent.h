@@ -15,21 +15,23 @@
 
 namespace rnncore {
 
-// Columns per packed panel: two SIMD vectors of 32 bytes.
+// Columns per packed panel: two SIMD vectors, so 64 bytes in the baseline and AVX2 sets and 128
+// in the AVX-512 set (RecurrentKernels::nr). Workspaces are sized for the widest panels, so a
+// size asked before a change of kernel set (set_kernel_isa) still fits the new set's packing.
 template <typename F>
-constexpr std::int64_t panel_width() { return 64 / static_cast<std::int64_t>(sizeof(F)); }
+constexpr std::int64_t max_panel_width() { return 128 / static_cast<std::int64_t>(sizeof(F)); }
 template <typename F>
-constexpr std::int64_t panel_count(std::int64_t H) { return (H + panel_width<F>() - 1) / panel_width<F>(); }
+constexpr std::int64_t max_panel_count(std::int64_t H) { return (H + max_panel_width<F>() - 1) / max_panel_width<F>(); }
 
-// Elements of the packed weights: forward [W_ih | W_hh]^T plus the summed bias; backward
-// [W_hh | W_ih].
+// Elements of the packed weights, at most: forward [W_ih | W_hh]^T plus the summed bias;
+// backward [W_hh | W_ih].
 template <typename F>
 constexpr std::int64_t packed_forward_size(std::int64_t I, std::int64_t H) {
-    return panel_count<F>(H) * panel_width<F>() * (I + H + 1);
+    return max_panel_count<F>(H) * max_panel_width<F>() * (I + H + 1);
 }
 template <typename F>
 constexpr std::int64_t packed_backward_size(std::int64_t I, std::int64_t H) {
-    return (panel_count<F>(H) + panel_count<F>(I)) * panel_width<F>() * H;
+    return (max_panel_count<F>(H) + max_panel_count<F>(I)) * max_panel_width<F>() * H;
 }
 
 // The kernels' order of the batch rows. Loop step s of the sequence at position j is time
@@ -63,10 +65,14 @@ struct GatherRows {
 
 template <typename F>
 struct RecurrentKernels {
-    // Batch rows per full micro-tile. Slices must start at multiples of MR so every row lands
-    // in the same kind of tile however the batch is split (results independent of threads).
-    static constexpr int MR = 6;
     const char* isa;
+    // Batch rows per full micro-tile. Slices must start at multiples of mr so every row lands
+    // in the same kind of tile however the batch is split (results independent of threads).
+    std::int64_t mr;
+    // Columns per packed panel (two SIMD vectors); column blocks shared by threads start at
+    // whole panels.
+    std::int64_t nr;
+    std::int64_t panels(std::int64_t H) const { return (H + nr - 1) / nr; }
 
     // packed: packed_forward_size(I, H). Biases both nullptr or both given.
     void (*pack_forward)(std::int64_t I, std::int64_t H, const F* W_ih, const F* W_hh,
@@ -81,7 +87,7 @@ struct RecurrentKernels {
     //   h: [T,B,H] (row stride ldh, step stride h_step), written at the sequences' steps (rows
     //   past a sequence's end are left alone: see zero_padding).
     //   blocks: nullptr, or the loop's steps in blocks of columns shared with other threads
-    //   (StepBlocks over T steps and the panel_count(H) panels).
+    //   (StepBlocks over T steps and the panels(H) panels).
     void (*forward_loop)(Activation act, bool reverse, std::int64_t T, const BatchOrder& order,
                          std::int64_t begin, std::int64_t end, std::int64_t I, std::int64_t H,
                          const F* x, std::int64_t ldx, std::int64_t x_step, const F* h0,
@@ -101,7 +107,7 @@ struct RecurrentKernels {
     //   gather: nullptr, or rows to gather for the steps [s_lo, s_hi) (see GatherRows).
     //   blocks: nullptr, or the steps [s_lo, s_hi) (the last first) in blocks of dz's columns
     //   shared with other threads (StepBlocks over s_hi - s_lo + 1 steps, the first for the
-    //   sequences that end at s_hi - 1, and panel_count(H) panels); only without dx and gather.
+    //   sequences that end at s_hi - 1, and panels(H) panels); only without dx and gather.
     void (*backward_loop)(Activation act, bool reverse, std::int64_t T, const BatchOrder& order,
                           std::int64_t begin, std::int64_t end, std::int64_t H,
                           const F* h, std::int64_t ldh, std::int64_t h_step,
@@ -123,7 +129,7 @@ struct RecurrentKernels {
                          std::int64_t step);
 };
 
-// The fastest set this CPU runs.
+// The kernels of the set in use (dispatch.cpp).
 template <typename F>
 const RecurrentKernels<F>& recurrent();
 

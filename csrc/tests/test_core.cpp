@@ -51,6 +51,22 @@ void check(bool ok, const char* what, const std::string& detail, int line) {
 #define CHECK_EMPTY(error) \
     do { const std::string e_ = (error); check(e_.empty(), #error, e_, __LINE__); } while (0)
 
+// The recurrent loops of every set this CPU runs (available_isas), slowest first.
+template <typename F>
+std::vector<const RecurrentKernels<F>*> recurrent_sets() {
+    std::vector<const RecurrentKernels<F>*> sets;
+    for (const std::string& name : available_isas()) {
+        if (name == "baseline") sets.push_back(&recurrent_baseline<F>());
+#ifdef RNNCORE_HAVE_AVX2
+        if (name == "avx2") sets.push_back(&recurrent_avx2<F>());
+#endif
+#ifdef RNNCORE_HAVE_AVX512
+        if (name == "avx512") sets.push_back(&recurrent_avx512<F>());
+#endif
+    }
+    return sets;
+}
+
 bool cpu_has_avx2_fma() {
 #ifdef RNNCORE_HAVE_AVX2
     __builtin_cpu_init();
@@ -350,7 +366,7 @@ void test_recurrent(const RecurrentKernels<F>& k, const Case& c, std::uint64_t s
     if (pb.lens()) return;
 
     // Shared by column blocks (StepBlocks), here all taken by this thread in turn: the same bits.
-    const i64 panels = panel_count<F>(d.H);
+    const i64 panels = k.panels(d.H);
     packed.assign(packed_forward_size<F>(d.I, d.H), nan<F>);
     k.pack_forward(d.I, d.H, pb.W_ih.p(), pb.W_hh.p(), pb.bi(), pb.bh(), packed.data());
     Mat<F> h_blocks = pb.h_init;
@@ -398,22 +414,21 @@ void test_rnn(double rtol) {
         }
 }
 
-// Each instruction set's time loops, with the options they take, on partial tiles and panels.
+// Each instruction set's time loops, with the options they take, on partial tiles and panels:
+// B = 13 is two 6-row tiles and one row, or a 12-row tile and one; B = 29 leaves 5 rows after
+// whole tiles of either height; H = 21 and 45 end in partial panels of 16 and 32 floats.
 template <typename F>
 void test_recurrent_kernels(double rtol) {
     std::uint64_t seed = 1000000;
-    std::vector<const RecurrentKernels<F>*> isas = {&recurrent_baseline<F>()};
-#ifdef RNNCORE_HAVE_AVX2
-    if (cpu_has_avx2_fma()) isas.push_back(&recurrent_avx2<F>());
-#endif
-    for (const RecurrentKernels<F>* k : isas)
-        for (int bits = 0; bits < 128; ++bits) {  // the time loops take no dx and accumulate nothing
-            auto on = [&](int i) { return ((bits >> i) & 1) != 0; };
-            const Case c{{6, 13, 7, 21}, on(0) ? Activation::Relu : Activation::Tanh,
-                         on(1), on(2), on(3), on(4), on(5), on(6), false};
-            context = std::string("recurrent ") + k->isa + " " + describe<F>(c);
-            test_recurrent<F>(*k, c, ++seed, rtol);
-        }
+    for (const RecurrentKernels<F>* k : recurrent_sets<F>())
+        for (const Dims& d : {Dims{6, 13, 7, 21}, Dims{4, 29, 17, 45}})
+            for (int bits = 0; bits < 128; ++bits) {  // the time loops take no dx and accumulate nothing
+                auto on = [&](int i) { return ((bits >> i) & 1) != 0; };
+                const Case c{d, on(0) ? Activation::Relu : Activation::Tanh,
+                             on(1), on(2), on(3), on(4), on(5), on(6), false};
+                context = std::string("recurrent ") + k->isa + " " + describe<F>(c);
+                test_recurrent<F>(*k, c, ++seed, rtol);
+            }
 }
 
 // --- the element-wise kernels --------------------------------------------------------------------
@@ -550,7 +565,7 @@ void test_kernels(const ElementwiseKernels<F>& k) {
 // contraction changes in tanh's polynomials and in 1 - h*h.
 template <typename F>
 void test_kernels_agree(const ElementwiseKernels<F>& a, const ElementwiseKernels<F>& b) {
-    context = std::string("baseline vs avx2 ") + type_name<F>();
+    context = std::string(a.isa) + " vs " + b.isa + " " + type_name<F>();
     const i64 rows = 7, cols = 45, ld = 48;
     Rng rng{std::mt19937_64(11)};
     Mat<F> z(rows, cols, ld), dh(rows, cols, ld), dnext(rows, cols), bias(1, cols);
@@ -599,6 +614,17 @@ void test_elementwise(std::uint64_t baseline_max_ulps, std::uint64_t avx2_max_ul
         test_kernels_agree(base, avx2);
     } else {
         std::printf("the CPU lacks AVX2+FMA: only the baseline kernels are tested\n");
+    }
+#endif
+#ifdef RNNCORE_HAVE_AVX512
+    const std::vector<std::string> sets = available_isas();
+    if (std::find(sets.begin(), sets.end(), "avx512") != sets.end()) {
+        const ElementwiseKernels<F>& avx512 = elementwise_avx512<F>();
+        test_tanh(avx512, avx2_max_ulps);  // the same FMA contractions as the AVX2 build
+        test_kernels(avx512);
+        test_kernels_agree(base, avx512);
+    } else {
+        std::printf("the CPU lacks AVX-512: its kernels are not tested\n");
     }
 #endif
 }
@@ -682,15 +708,40 @@ void test_invalid_arguments() {
     CHECK_EMPTY(throws_invalid(bwd(ok, H, H, I, db_ih.data(), nullptr), "db_ih"));
 }
 
+// Asking for a set by name: each available one becomes the one in use; an unknown name, or one
+// this CPU lacks, is refused with a message naming the available sets, and changes nothing.
+void test_kernel_choice() {
+    context = "kernel choice";
+    const std::vector<std::string> sets = available_isas();
+    CHECK(!sets.empty() && sets[0] == "baseline");
+    for (const std::string& isa : sets) {
+        set_kernel_isa(isa);
+        CHECK(isa == elementwise_isa());
+        CHECK(isa == recurrent<float>().isa && isa == recurrent<double>().isa);
+        CHECK(isa == elementwise<float>().isa && isa == elementwise<double>().isa);
+    }
+    const std::string before = elementwise_isa();
+    for (const char* bad : {"sse9", "", "AVX2"}) {
+        CHECK_EMPTY(throws_invalid([&] { set_kernel_isa(bad); }, "baseline"));
+        CHECK(before == elementwise_isa());
+    }
+}
+
 }  // namespace
 
 int main() {
     const int threads = get_num_threads();
     try {
-        test_rnn<double>(1e-12);
-        test_rnn<float>(1e-5);
-        test_thread_independence<double>();
-        test_thread_independence<float>();
+        // The whole passes on every kernel set this CPU runs, each set in turn as dispatch.cpp's.
+        for (const std::string& isa : available_isas()) {
+            set_kernel_isa(isa);
+            std::printf("kernel set %s: rnn_forward, rnn_backward, thread independence\n", isa.c_str());
+            test_rnn<double>(1e-12);
+            test_rnn<float>(1e-5);
+            test_thread_independence<double>();
+            test_thread_independence<float>();
+        }
+        test_kernel_choice();
         test_step_blocks();
         test_pool_sizes();
         test_recurrent_kernels<double>(1e-12);

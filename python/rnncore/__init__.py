@@ -20,6 +20,7 @@ import scipy_openblas32  # noqa: F401
 
 from . import _core, losses, optim
 from . import onnx  # rnncore.onnx.export; kept out of __all__, where it would shadow onnx
+from .isa import available_isas, get_isa, set_isa
 from .lengths import length_mask
 from .model import RNNModel
 from .rnn import RNN
@@ -27,10 +28,16 @@ from .sampling import one_hot, sample
 from .threads import get_num_threads, set_num_threads
 from .training import clip_grad_norm, fit
 
+from .isa import _apply_environment
+
+_apply_environment()  # RNNCORE_ISA
+del _apply_environment
+
 try:
     __version__ = version("rnncore")
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0+unknown"
 
 __all__ = ["RNN", "RNNModel", "losses", "optim", "fit", "clip_grad_norm", "sample", "one_hot",
-           "get_num_threads", "set_num_threads", "length_mask", "__version__"]
+           "get_num_threads", "set_num_threads", "length_mask", "set_isa", "get_isa",
+           "available_isas", "__version__"]

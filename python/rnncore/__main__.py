@@ -18,7 +18,8 @@ def info() -> int:
     print(f"BLAS: scipy-openblas32, {_core.blas_config()}")
     print(f"BLAS core type: {_core.blas_corename()}")
     print(f"threads: {rnncore.get_num_threads()}")
-    print(f"element-wise kernels: {_core.simd_isa()}")
+    print(f"kernel set: {rnncore.get_isa()} (available: {', '.join(rnncore.available_isas())}; "
+          f"choose with RNNCORE_ISA=<name>)")
     return 0
 
 
