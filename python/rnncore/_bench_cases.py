@@ -5,6 +5,7 @@ gradients by name: "grad_x", "grad_h0" and the parameters' (torch's names, "weig
 
 from __future__ import annotations
 
+
 import statistics
 import sys
 import time
@@ -237,6 +238,38 @@ class TorchImpl:
 
 
 IMPLS = {impl.name: impl for impl in (RncoreImpl, NumpyImpl, TorchImpl)}
+
+
+def isa_impl(isa: str) -> type:
+    """rnncore on the kernel set `isa`, named "rnncore-<isa>": each call switches to that set
+    and back, so it takes turns with the other implementations in the same rounds."""
+    from .isa import get_isa, set_isa
+
+    class OnKernelSet(RncoreImpl):
+        name = f"rnncore-{isa}"
+
+        def __init__(self, rnn, x, h0, grad):  # its own copy: gradients accumulate in the layer
+            own = type(rnn)(rnn.input_size, rnn.hidden_size, rnn.num_layers,
+                            nonlinearity=rnn.nonlinearity, bias=rnn.bias,
+                            bidirectional=rnn.bidirectional, dtype=rnn.dtype)
+            own.load_state_dict(rnn.state_dict())
+            super().__init__(own, x, h0, grad)
+
+        def _on_set(self, call):
+            before = get_isa()
+            set_isa(isa)
+            try:
+                return call()
+            finally:
+                set_isa(before)
+
+        def forward(self):
+            return self._on_set(super().forward)
+
+        def train(self):
+            return self._on_set(super().train)
+
+    return OnKernelSet
 
 
 def agreement_tolerances(dtype) -> tuple[float, float]:

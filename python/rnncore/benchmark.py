@@ -27,8 +27,9 @@ import numpy as np
 
 from . import _bench_lengths, _bench_memory, _bench_plot, _bench_scaling, _bench_stream
 from ._bench_cases import (IMPLS, SHAPES, Case, Timing, agreement_tolerances, assert_same_grads,
-                           copy_grads, impl_names, limited_threads, make_problem, parse_case,
-                           time_calls, time_paired, torch_available)
+                           copy_grads, impl_names, isa_impl, limited_threads, make_problem,
+                           parse_case, time_calls, time_paired, torch_available)
+from .isa import available_isas, get_isa, set_isa
 
 __all__ = ["SHAPES", "Case", "Result", "add_arguments", "bench_case", "check_agreement", "run"]
 
@@ -81,9 +82,12 @@ def check_agreement(impls, dtype) -> None:
 
 
 def bench_case(case: Case, n_threads: int, dtype, min_reps: int, budget_s: float, with_torch: bool,
-               memory: bool = False) -> list:
+               memory: bool = False, other_isas=()) -> list:
+    """rnncore on the kernel set in use, the other implementations, and rnncore on each of
+    other_isas (rows "rnncore-<set>"), timed in the same rounds."""
     problem = make_problem(case, dtype)
     impls = [IMPLS[name](*problem) for name in impl_names(case, with_torch)]
+    impls += [isa_impl(isa)(*problem) for isa in other_isas]
     with limited_threads(n_threads):
         check_agreement(impls, dtype)
         fwd = time_calls(impls, "forward", min_reps, budget_s)
@@ -109,6 +113,8 @@ def bench_case(case: Case, n_threads: int, dtype, min_reps: int, budget_s: float
         ours.ratios[f"{other.impl}_train"] = train.ratio(other.impl, ours.impl)
     if memory:  # after the timing, one fresh process at a time: nothing runs beside the timings
         for r in results:
+            if r.impl not in IMPLS:  # another kernel set: the same memory as rnncore's
+                continue
             r.train_extra_mb = _bench_memory.train_step_extra_mb(case, r.impl, n_threads, dtype)
     return results
 
@@ -165,10 +171,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "I=H=256): lengths= against padded, rnncore and torch (packed)")
     parser.add_argument("--all", action="store_true",
                         help="every named shape at 1 and 2 threads, plus --stream and --lengths")
+    parser.add_argument("--isa", metavar="SET[,SET...]",
+                        help="kernel sets to time (of rnncore.available_isas()); the first runs "
+                             "as 'rnncore', each other one beside it in the same rounds as "
+                             "'rnncore-<set>' (default: the set in use)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--plot", metavar="PATH",
                         help="also draw the results as bar charts (needs matplotlib: "
                              "pip install 'rnncore[plot]')")
+
+
+def parse_isas(text: str | None) -> list:
+    """The kernel sets of --isa, checked: each must be one this CPU and build run."""
+    if text is None:
+        return [get_isa()]
+    isas = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in isas if name not in available_isas()]
+    if not isas or unknown or len(set(isas)) != len(isas):
+        raise SystemExit(f"rnncore bench: --isa expects distinct sets among "
+                         f"{', '.join(available_isas())}, got {text!r}")
+    return isas
 
 
 def run(args: argparse.Namespace) -> int:
@@ -183,10 +205,13 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("rnncore bench: nothing to run (no shapes, no --stream, no --lengths)")
     with_torch = not args.no_torch and torch_available()
     dtype = np.dtype(args.dtype)
+    isas = parse_isas(args.isa)
+    set_isa(isas[0])  # for the whole run, streaming and lengths included
     results = []
     for n in thread_counts if cases else []:
         for case in cases:
-            results += bench_case(case, n, dtype, args.reps, args.budget, with_torch, args.memory)
+            results += bench_case(case, n, dtype, args.reps, args.budget, with_torch, args.memory,
+                                  other_isas=isas[1:])
     scaling = _bench_scaling.bench_scalings(
         [(case, n) for case in cases for n in thread_counts if n > 1 and 1 in thread_counts],
         dtype, _bench_scaling.PAIRS, args.budget)
@@ -194,7 +219,8 @@ def run(args: argparse.Namespace) -> int:
         "not installed (pip install 'rnncore[torch]')"
     minimum = {c.label(): _bench_memory.minimum_extra_mb(c, dtype) for c in cases}
     if cases:
-        print(f"\n{dtype.name}, medians; torch {torch_note}")
+        print(f"\n{dtype.name}, medians; torch {torch_note}; rnncore's kernel set: {isas[0]}"
+              + "".join(f", rnncore-{isa}: kernel set {isa}" for isa in isas[1:]))
         print(format_table(results))
         if args.memory:
             print("\n" + (format_memory_note(minimum) if _bench_memory.supported() else
@@ -213,7 +239,7 @@ def run(args: argparse.Namespace) -> int:
         print("\n" + _bench_lengths.format_lengths(varied))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"dtype": dtype.name, "memory_min_mb": minimum,
+            json.dump({"dtype": dtype.name, "isa": isas, "memory_min_mb": minimum,
                        "results": [asdict(r) for r in results],
                        "scaling": [asdict(r) for r in scaling],
                        "stream": [asdict(r) for r in streamed],
