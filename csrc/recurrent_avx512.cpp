@@ -1,8 +1,14 @@
 // The recurrent loops compiled for AVX-512 (CMake adds -mavx512f -mavx512vl -mavx512bw
-// -mavx512dq -mfma to this file only): 64-byte vectors, so panels of 32 floats, and tiles of
-// RNNCORE_TILE_ROWS rows: 2 * rows accumulators and 2 panel vectors of the 32 registers.
+// -mavx512dq -mfma to this file only): 64-byte vectors, so panels of 32 floats, and tiles of 6
+// rows. Taller tiles fit the 32 registers (2 * rows accumulators and 2 panel vectors) but ran
+// slower on AMD Zen 4 (EPYC 9004, whose 512-bit FMAs take two passes through 256-bit units), in
+// paired calls of this set over the AVX2 set's time (1 thread, bench/isa_pairs.py, 2026-12-05):
+//   rows  S3 forward / train   S4 forward / train   T50 B50 I100 H200 forward / train
+//    12     1.12 / 1.07          1.18 / 1.09           1.21 / 1.13
+//     8     1.08 / 1.03          1.10 / 1.02           1.16 / 1.07
+//     6     0.99 / 1.00          1.00 / 0.99           1.06 / 1.03
 #define RNNCORE_VECTOR_BYTES 64
-#define RNNCORE_TILE_ROWS 12
+#define RNNCORE_TILE_ROWS 6
 #include "recurrent_impl.h"
 
 namespace rnncore {

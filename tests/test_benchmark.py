@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+import rnncore
 from rnncore import (RNN, _bench_cases, _bench_lengths, _bench_memory, _bench_plot, _bench_scaling,
                      _bench_stream, benchmark)
 from rnncore.__main__ import main
@@ -49,6 +50,34 @@ def test_bench_case_results_and_ratios():
     assert set(results[0].ratios) == keys and all(v > 0 for v in results[0].ratios.values())
 
 
+def test_kernel_sets_side_by_side(tmp_path, capsys):
+    """--isa A,B: rnncore runs on A, rnncore-B beside it in the same rounds, checked against it;
+    the set in use afterwards is A (for the whole run), and the table names both."""
+    sets = rnncore.available_isas()
+    first, others = sets[-1], sets[:-1]
+    before = rnncore.get_isa()
+    path = tmp_path / "bench.json"
+    try:
+        assert main(TINY + NUMPY_ONLY + ["--isa", ",".join([first] + others),
+                                         "--json", str(path)]) == 0
+        assert rnncore.get_isa() == first
+    finally:
+        rnncore.set_isa(before)
+    out = capsys.readouterr().out
+    assert f"rnncore's kernel set: {first}" in out
+    data = json.loads(path.read_text())
+    assert data["isa"] == [first] + others
+    impls = [r["impl"] for r in data["results"]]
+    assert impls == ["rnncore", "numpy"] + [f"rnncore-{isa}" for isa in others]
+    assert all(f"rnncore-{isa}_train" in data["results"][0]["ratios"] for isa in others)
+
+
+@pytest.mark.parametrize("bad", ["avx1024", "baseline,baseline", ","])
+def test_unknown_kernel_set_is_refused(bad):
+    with pytest.raises(SystemExit, match="--isa expects distinct sets among baseline"):
+        main(TINY + NUMPY_ONLY + ["--isa", bad])
+
+
 def test_named_and_bidirectional_cases():
     assert parse_case("S2").label() == "S2 T100 B32 I64 H128"
     bi2 = parse_case("bi2")
@@ -68,7 +97,9 @@ def test_table_and_json(tmp_path, capsys):
     assert [row[5] for row in rows][:2] == ["rnncore", "numpy"]
     assert all(row[13] == "-" for row in rows)  # memory not measured
     data = json.loads(path.read_text())
-    assert set(data) == {"dtype", "memory_min_mb", "results", "scaling", "stream", "lengths"}
+    assert set(data) == {"dtype", "isa", "memory_min_mb", "results", "scaling", "stream",
+                         "lengths"}
+    assert data["isa"] == [rnncore.get_isa()]
     assert data["dtype"] == "float32" and data["stream"] == []
     assert data["lengths"] == [] and data["scaling"] == []  # one thread count: no scaling
     assert len(data["results"]) == len(rows)
@@ -304,7 +335,7 @@ def test_all_runs_every_shape_at_1_and_2_threads_and_the_stream(monkeypatch, cap
     monkeypatch.setattr(_bench_scaling, "bench_scalings", lambda jobs, *a: scaled.extend(
         (case.name, n) for case, n in jobs) or [])
     monkeypatch.setattr(_bench_scaling, "format_scaling", lambda results: "")
-    monkeypatch.setattr(benchmark, "bench_case", lambda case, n, *a: calls.append((case.name, n))
+    monkeypatch.setattr(benchmark, "bench_case", lambda case, n, *a, **k: calls.append((case.name, n))
                         or [])
     monkeypatch.setattr(_bench_stream, "bench_stream", lambda *a, **k: streamed.append(a) or [])
     monkeypatch.setattr(_bench_lengths, "bench_lengths", lambda *a, **k: varied.append(a[0]) or [])
