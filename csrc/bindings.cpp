@@ -36,6 +36,14 @@ std::string shape_str(const py::array& a) {
         if (!(ok)) throw std::invalid_argument(what);                  \
     } while (0)
 
+// a's dtype is T's: the same object (the fast path), or an equivalent one, as copy.deepcopy and
+// pickle make for the arrays they copy. A byte-swapped dtype is not equivalent.
+template <typename T>
+bool is_dtype(const py::dtype& a) {
+    const py::dtype want = py::dtype::of<T>();
+    return a.is(want) || a.equal(want);
+}
+
 // A validated view of one argument: its data pointer, the row stride of its last axis in
 // elements, and the byte range it covers (for overlap checks).
 template <typename F>
@@ -65,7 +73,7 @@ View<F> view(const py::array& a, const char* name, std::initializer_list<std::in
         for (std::int64_t i = 0; i < n; ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
         return s + (n == 1 ? ",)" : ")");
     };
-    if (!a.dtype().is(py::dtype::of<F>()))
+    if (!is_dtype<F>(a.dtype()))
         fail("dtype " + py::str(py::dtype::of<F>()).cast<std::string>() + ", got " +
              py::str(a.dtype()).cast<std::string>());
     bool shape_ok = a.ndim() == n;
@@ -129,8 +137,8 @@ void require_disjoint(const View<F>& out, const char* out_name,
 
 // Dispatch on x's dtype; the typed functions reject any other argument of a different dtype.
 bool is_float32(const py::array& x) {
-    if (x.dtype().is(py::dtype::of<float>())) return true;
-    if (x.dtype().is(py::dtype::of<double>())) return false;
+    if (is_dtype<float>(x.dtype())) return true;
+    if (is_dtype<double>(x.dtype())) return false;
     throw std::invalid_argument("x: expected dtype float32 or float64, got " +
                                 py::str(x.dtype()).cast<std::string>());
 }
@@ -154,7 +162,7 @@ std::unique_ptr<F[], FreeScratch> scratch(std::int64_t n) {
 const std::int64_t* lengths_view(const std::optional<py::array>& lengths, std::int64_t B) {
     if (!lengths) return nullptr;
     const py::array& a = *lengths;
-    REQUIRE(a.dtype().is(py::dtype::of<std::int64_t>()),
+    REQUIRE(is_dtype<std::int64_t>(a.dtype()),
             "lengths: expected dtype int64, got " + py::str(a.dtype()).cast<std::string>());
     REQUIRE(a.ndim() == 1 && a.shape(0) == B,
             "lengths: expected shape (" + std::to_string(B) + ",), got " + shape_str(a));

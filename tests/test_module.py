@@ -284,3 +284,18 @@ def test_load_state_dict_names_a_non_mapping(make, not_a_mapping):
         module.load_state_dict(not_a_mapping)
     for k, v in module.parameters().items():
         np.testing.assert_array_equal(v, before[k])
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+def test_copied_layer_runs_like_the_original(how):
+    """copy.deepcopy and pickle give arrays whose dtype objects are equivalent, not identical, to
+    numpy's canonical ones: the kernels must take them (they once raised "expected dtype float32,
+    got float32")."""
+    import copy
+    import pickle
+
+    rnn = rnncore.RNN(I, H, **OPTS, seed=0)
+    data = make_data(np.random.default_rng(1), 5, 2, I, H, dtype=np.float32, **OPTS)
+    twin = copy.deepcopy(rnn) if how == "deepcopy" else pickle.loads(pickle.dumps(rnn))
+    for a, b in zip(run_rnncore(rnn, *data)[:4], run_rnncore(twin, *data)[:4]):
+        np.testing.assert_array_equal(a, b)
