@@ -11,6 +11,7 @@ import time
 import numpy as np
 
 import rnncore
+from rnncore._bench_cases import agreement_tolerances
 
 SHAPES = {"S2": (100, 32, 64, 128), "S3": (100, 64, 256, 256), "S4": (50, 64, 512, 1024),
           "odd": (50, 50, 100, 200)}
@@ -27,6 +28,17 @@ def main(threads=1, a="avx2", b="avx512"):
         def train():
             rnn(x)
             rnn.backward(g)
+
+        # The two sets must agree (output and grad_x, as `rnncore bench` checks) before timing.
+        results = []
+        for isa in (a, b):
+            rnncore.set_isa(isa)
+            rnn.zero_grad()
+            output = rnn(x)[0].copy()
+            results.append((output, rnn.backward(g)[0].copy()))
+        rtol, atol = agreement_tolerances(np.float32)
+        for got, want in zip(results[1], results[0]):
+            np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, err_msg=f"{name}: {b} vs {a}")
 
         reps = max(3, int(2e8 / (T * B * H * (I + H))))
         for mode, call in (("forward", lambda: rnn(x)), ("train", train)):

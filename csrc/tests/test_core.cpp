@@ -67,13 +67,10 @@ std::vector<const RecurrentKernels<F>*> recurrent_sets() {
     return sets;
 }
 
-bool cpu_has_avx2_fma() {
-#ifdef RNNCORE_HAVE_AVX2
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-    return false;
-#endif
+// True when this CPU and build run the kernel set `name` (dispatch.cpp's list).
+bool runs_set(const char* name) {
+    const std::vector<std::string> sets = available_isas();
+    return std::find(sets.begin(), sets.end(), name) != sets.end();
 }
 
 template <typename F>
@@ -607,7 +604,7 @@ void test_elementwise(std::uint64_t baseline_max_ulps, std::uint64_t avx2_max_ul
     test_tanh(base, baseline_max_ulps);
     test_kernels(base);
 #ifdef RNNCORE_HAVE_AVX2
-    if (cpu_has_avx2_fma()) {
+    if (runs_set("avx2")) {
         const ElementwiseKernels<F>& avx2 = elementwise_avx2<F>();
         test_tanh(avx2, avx2_max_ulps);
         test_kernels(avx2);
@@ -617,8 +614,7 @@ void test_elementwise(std::uint64_t baseline_max_ulps, std::uint64_t avx2_max_ul
     }
 #endif
 #ifdef RNNCORE_HAVE_AVX512
-    const std::vector<std::string> sets = available_isas();
-    if (std::find(sets.begin(), sets.end(), "avx512") != sets.end()) {
+    if (runs_set("avx512")) {
         const ElementwiseKernels<F>& avx512 = elementwise_avx512<F>();
         test_tanh(avx512, avx2_max_ulps);  // the same FMA contractions as the AVX2 build
         test_kernels(avx512);

@@ -5,6 +5,7 @@ gradients by name: "grad_x", "grad_h0" and the parameters' (torch's names, "weig
 
 from __future__ import annotations
 
+import copy
 
 import statistics
 import sys
@@ -249,11 +250,7 @@ def isa_impl(isa: str) -> type:
         name = f"rnncore-{isa}"
 
         def __init__(self, rnn, x, h0, grad):  # its own copy: gradients accumulate in the layer
-            own = type(rnn)(rnn.input_size, rnn.hidden_size, rnn.num_layers,
-                            nonlinearity=rnn.nonlinearity, bias=rnn.bias,
-                            bidirectional=rnn.bidirectional, dtype=rnn.dtype)
-            own.load_state_dict(rnn.state_dict())
-            super().__init__(own, x, h0, grad)
+            super().__init__(copy.deepcopy(rnn), x, h0, grad)
 
         def _on_set(self, call):
             before = get_isa()
