@@ -2,6 +2,9 @@
 // AVX2+FMA, else the baseline build); set_kernel_isa switches to another.
 #include <atomic>
 #include <stdexcept>
+#if defined(__unix__) || defined(__APPLE__)
+#include <unistd.h>
+#endif
 
 #include "rnncore/isa.h"
 
@@ -91,6 +94,25 @@ const RecurrentKernels<F>& recurrent() {
 #endif
         default: return recurrent_baseline<F>();
     }
+}
+
+namespace {
+std::int64_t default_weight_block_bytes() {
+    long l2 = 0;
+#if defined(_SC_LEVEL2_CACHE_SIZE)
+    l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);  // glibc; 0 or -1 where unknown (some VMs, other OSes)
+#endif
+    return l2 > 0 ? l2 / 2 : 512 * 1024;
+}
+std::atomic<std::int64_t>& weight_block() {
+    static std::atomic<std::int64_t> bytes{default_weight_block_bytes()};
+    return bytes;
+}
+}  // namespace
+
+std::int64_t weight_block_bytes() { return weight_block().load(std::memory_order_relaxed); }
+void set_weight_block_bytes(std::int64_t bytes) {
+    weight_block().store(bytes > 0 ? bytes : default_weight_block_bytes());
 }
 
 template const ElementwiseKernels<float>& elementwise<float>();

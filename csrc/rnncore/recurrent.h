@@ -34,6 +34,13 @@ constexpr std::int64_t packed_backward_size(std::int64_t I, std::int64_t H) {
     return (max_panel_count<F>(H) + max_panel_count<F>(I)) * max_panel_width<F>() * H;
 }
 
+// Bytes of packed weights the time loops keep in cache while every batch tile of a step runs
+// over them (PanelGroups in recurrent_impl.h): half the L2 cache the OS reports, 512 KiB where
+// it reports none. set_weight_block_bytes(n) replaces it (n = 0: back to that default); the
+// results do not depend on it, which the C++ test checks with small budgets.
+std::int64_t weight_block_bytes();
+void set_weight_block_bytes(std::int64_t bytes);
+
 // The kernels' order of the batch rows. Loop step s of the sequence at position j is time
 // t = s (forward) or steps(j) - 1 - s (reverse): the reverse direction starts at each sequence's
 // own last step.

@@ -260,6 +260,37 @@ void test_thread_independence() {
         }
 }
 
+// Weights streamed in groups of panels (weight_block_bytes) give the same bits as all panels at
+// once: budgets of one panel, of a few, and the default, on 1 and on 2 threads (by slices, or
+// by columns when a step shares its columns), with and without lengths (whose backward also
+// makes dx in the loop, over the panels of W_ih after those of W_hh).
+template <typename F>
+void test_weight_blocks() {
+    const Dims shapes[] = {{9, 23, 70, 150}, {12, 64, 50, 150}, {7, 13, 300, 97}};
+    std::uint64_t seed = 300;
+    for (const Dims& d : shapes)
+        for (int bits = 0; bits < 256; bits += 29) {
+            auto on = [&](int i) { return ((bits >> i) & 1) != 0; };
+            const Case c{d, on(0) ? Activation::Relu : Activation::Tanh,
+                         on(1), on(2), on(3), on(4), on(5), on(6), on(7)};
+            context = describe<F>(c) + " weight blocks";
+            const Problem<F> pb(c, ++seed);
+            set_weight_block_bytes(0);
+            set_num_threads(1);
+            const Mat<F> h1 = pb.forward(rnn_forward<F>);
+            const std::vector<Mat<F>> g1 = pb.backward(rnn_backward<F>, h1);
+            for (std::int64_t budget : {std::int64_t{1}, std::int64_t{3 * 32 * 4 * 200}})
+                for (int n : {1, 2}) {
+                    set_weight_block_bytes(budget);
+                    set_num_threads(n);
+                    CHECK_MSG(same_bits(pb.forward(rnn_forward<F>), h1), "budget " + std::to_string(budget));
+                    const std::vector<Mat<F>> gn = pb.backward(rnn_backward<F>, h1);
+                    for (int k = 0; k < kGrads; ++k) CHECK_MSG(same_bits(gn[k], g1[k]), grad_names[k]);
+                }
+            set_weight_block_bytes(0);
+        }
+}
+
 // The pool keeps its workers when the thread count changes, but a job still runs on exactly as
 // many threads as set, the caller among them (alone on 1): the workers past the count sleep.
 void test_pool_sizes() {
@@ -731,11 +762,14 @@ int main() {
         // The whole passes on every kernel set this CPU runs, each set in turn as dispatch.cpp's.
         for (const std::string& isa : available_isas()) {
             set_kernel_isa(isa);
-            std::printf("kernel set %s: rnn_forward, rnn_backward, thread independence\n", isa.c_str());
+            std::printf("kernel set %s: rnn_forward, rnn_backward, thread independence, weight blocks\n",
+                        isa.c_str());
             test_rnn<double>(1e-12);
             test_rnn<float>(1e-5);
             test_thread_independence<double>();
             test_thread_independence<float>();
+            test_weight_blocks<double>();
+            test_weight_blocks<float>();
         }
         test_kernel_choice();
         test_step_blocks();
