@@ -3,6 +3,7 @@ implementation, the memory measurement, the streaming section and the plot with 
 matplotlib."""
 
 import json
+import os
 import re
 import sys
 
@@ -88,7 +89,8 @@ def test_named_and_bidirectional_cases():
         parse_case("5,2,3")
 
 
-def test_table_and_json(tmp_path, capsys):
+def test_table_and_json(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(benchmark, "numpy_threads_limited", lambda n: True)
     path = tmp_path / "bench.json"
     assert main(TINY + ["--json", str(path)]) == 0
     out = capsys.readouterr().out
@@ -112,6 +114,24 @@ def test_table_and_json(tmp_path, capsys):
     assert numpy_row["peak_gflops"] is None and numpy_row["percent_peak"] is None
     assert rows[0][11].endswith("%") and rows[1][11:13] == ["-", "-"]  # %peak, sgemm: rnncore's
     assert data["memory_min_mb"]["custom T5 B2 I3 H4"]["total"] > 0
+    assert "threadpoolctl" not in out
+
+
+def test_no_percent_of_peak_when_numpy_runs_on_more_threads(capsys, monkeypatch):
+    # without threadpoolctl numpy's sgemm runs on every core: no %peak against it, and a note
+    monkeypatch.setattr(benchmark, "numpy_threads_limited", lambda n: False)
+    assert main(TINY) == 0
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines() if line.startswith("custom T5 B2 I3 H4")]
+    assert rows[0][5] == "rnncore" and rows[0][11:13] == ["-", "-"]
+    assert "threadpoolctl is not installed" in out and "pip install 'rnncore[bench]'" in out
+
+
+def test_numpy_threads_limited_needs_threadpoolctl_below_the_core_count(monkeypatch):
+    cores = os.cpu_count() or 1
+    assert _bench_cases.numpy_threads_limited(cores)  # all cores: nothing to limit
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # import fails
+    assert not _bench_cases.numpy_threads_limited(1) or cores == 1
 
 
 def test_percent_of_peak_is_the_median_ratio_of_paired_calls(monkeypatch):
@@ -124,6 +144,7 @@ def test_percent_of_peak_is_the_median_ratio_of_paired_calls(monkeypatch):
         return 0.010, 0.030, 0.5
 
     monkeypatch.setattr(benchmark, "time_paired", fake_time_paired)
+    monkeypatch.setattr(benchmark, "numpy_threads_limited", lambda n: True)
     case = parse_case("5,2,3,4")
     ours = benchmark.bench_case(case, 1, np.float32, 2, 0.01, False)[0]
     # each timed training step settled: numpy's BLAS workers spin after the sgemm

@@ -28,7 +28,8 @@ import numpy as np
 from . import _bench_lengths, _bench_memory, _bench_plot, _bench_scaling, _bench_stream
 from ._bench_cases import (IMPLS, SHAPES, Case, Timing, agreement_tolerances, assert_same_grads,
                            copy_grads, impl_names, isa_impl, limited_threads, make_problem,
-                           parse_case, time_calls, time_paired, torch_available)
+                           numpy_threads_limited, parse_case, time_calls, time_paired,
+                           torch_available)
 from .isa import available_isas, get_isa, set_isa
 
 __all__ = ["SHAPES", "Case", "Result", "add_arguments", "bench_case", "check_agreement", "run"]
@@ -105,9 +106,10 @@ def bench_case(case: Case, n_threads: int, dtype, min_reps: int, budget_s: float
                               case.forward_flop / fwd.median[impl.name] / 1e9,
                               3 * case.forward_flop / train.median[impl.name] / 1e9))
     ours = results[0]
-    ours.peak_gflops = SgemmPeak.flop / sgemm_s / 1e9
-    # rate(train) / rate(sgemm) = (3 * forward flop / t_train) / (sgemm flop / t_sgemm)
-    ours.percent_peak = 100 * 3 * case.forward_flop / SgemmPeak.flop * sgemm_over_train
+    if numpy_threads_limited(n_threads):  # else the sgemm ran on more threads than rnncore
+        ours.peak_gflops = SgemmPeak.flop / sgemm_s / 1e9
+        # rate(train) / rate(sgemm) = (3 * forward flop / t_train) / (sgemm flop / t_sgemm)
+        ours.percent_peak = 100 * 3 * case.forward_flop / SgemmPeak.flop * sgemm_over_train
     for other in results[1:]:
         ours.ratios[f"{other.impl}_forward"] = fwd.ratio(other.impl, ours.impl)
         ours.ratios[f"{other.impl}_train"] = train.ratio(other.impl, ours.impl)
@@ -222,6 +224,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"\n{dtype.name}, medians; torch {torch_note}; rnncore's kernel set: {isas[0]}"
               + "".join(f", rnncore-{isa}: kernel set {isa}" for isa in isas[1:]))
         print(format_table(results))
+        if not all(numpy_threads_limited(n) for n in thread_counts):
+            print("numpy's BLAS ran on every core whatever the thread count (threadpoolctl is not "
+                  "installed: pip install 'rnncore[bench]'), so %peak is not shown and numpy's rows "
+                  "had more threads than rnncore's")
         if args.memory:
             print("\n" + (format_memory_note(minimum) if _bench_memory.supported() else
                           "mem MB: not measured (needs Linux /proc/self/clear_refs)"))
