@@ -7,6 +7,13 @@
 //    12     1.12 / 1.07          1.18 / 1.09           1.21 / 1.13
 //     8     1.08 / 1.03          1.10 / 1.02           1.16 / 1.07
 //     6     0.99 / 1.00          1.00 / 0.99           1.06 / 1.03
+// On an Intel Xeon (Sapphire Rapids class: two 512-bit FMA units) the same measure, with the
+// weights in groups of panels (PanelGroups), gave (2026-12-07, other work niced beside it):
+//   rows  S3 forward / train   S4 forward / train   T50 B50 I100 H200 forward / train
+//    12     0.61 / 0.94          0.72 / 0.84           0.77 / 0.80
+//     8     0.69 / 0.81          0.70 / 0.78           0.69 / 0.81
+//     6     0.66 / 0.80          0.73 / 0.79           0.79 / 0.82
+// Taller tiles gain on the forward there but lose on the backward: 6 rows on both.
 #define RNNCORE_VECTOR_BYTES 64
 #define RNNCORE_TILE_ROWS 6
 #include "recurrent_impl.h"
