@@ -8,6 +8,7 @@ and each module may import only its own layer and the ones below it."""
 from __future__ import annotations
 
 import ast
+import re
 import textwrap
 from pathlib import Path
 
@@ -192,3 +193,16 @@ def test_the_top_level_lists_the_public_modules_and_three_private_helpers():
 def test_the_benchmark_lives_in_one_subpackage():
     modules = module_files(PACKAGE, "rnncore")
     assert [m for m in modules if "bench" in m and not m.startswith("rnncore.bench")] == []
+
+
+def test_each_method_the_classes_delegate_is_registered_by_rnncore_io():
+    """RNN.from_torch, RNNModel.save, ... call the function rnncore.io registered under their
+    name (_registry.py): the names the classes ask for are exactly the names registered."""
+    from rnncore import _registry
+
+    asked = set()
+    for module in ("rnn.py", "model.py"):
+        asked |= set(re.findall(r'implementation\("([\w.]+)"\)', (PACKAGE / module).read_text()))
+    assert asked == set(_registry._IMPLEMENTATIONS) == {
+        "RNN.from_torch", "RNN.to_torch", "RNN.from_keras_weights", "RNNModel.save",
+        "RNNModel.load", "RNNModel.from_torch", "RNNModel.to_torch"}
