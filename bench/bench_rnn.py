@@ -7,9 +7,9 @@ same inputs, results checked before timing. Same as `rnncore bench`; see `--help
 import argparse
 import sys
 
-from rnncore import benchmark
+from rnncore import bench
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    benchmark.add_arguments(parser)
-    sys.exit(benchmark.run(parser.parse_args()))
+    bench.add_arguments(parser)
+    sys.exit(bench.run(parser.parse_args()))

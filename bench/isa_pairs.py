@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 import rnncore
-from rnncore._bench_cases import agreement_tolerances
+from rnncore.bench.peers import agreement_tolerances
 
 SHAPES = {"S2": (100, 32, 64, 128), "S3": (100, 64, 256, 256), "S4": (50, 64, 512, 1024),
           "odd": (50, 50, 100, 200)}

@@ -24,7 +24,7 @@ def quick_bench(monkeypatch):
     pairs at their fewest (one per round) and pauses of 10 ms instead of 0.3 s. Every pause of a
     real run (one per block of calls, one per settled %peak pair) made each tiny bench_case in the
     tests take ~15 s."""
-    from rnncore import _bench_cases, benchmark
+    from rnncore.bench import table, timing
 
-    monkeypatch.setattr(benchmark, "PEAK_PAIRS", _bench_cases.ROUNDS)
-    monkeypatch.setattr(_bench_cases, "QUIET_S", 0.01)
+    monkeypatch.setattr(table, "PEAK_PAIRS", timing.ROUNDS)
+    monkeypatch.setattr(timing, "QUIET_S", 0.01)

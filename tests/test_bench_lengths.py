@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from rnncore import _bench_lengths
+from rnncore import bench
 from rnncore.__main__ import main
-from rnncore._bench_cases import torch_available
+from rnncore.bench.peers import torch_available
 from helpers import with_wrong_gradient
 
 pytestmark = pytest.mark.usefixtures("quick_bench")
@@ -18,7 +18,7 @@ TINY = dict(T=12, B=5, I=3, H=4, low=2, high=12, seed=0)
 
 def test_bench_lengths_results_and_table():
     with_torch = torch_available()
-    results = _bench_lengths.bench_lengths([1], np.float32, 2, 0.01, with_torch, **TINY)
+    results = bench.lengths.bench_lengths([1], np.float32, 2, 0.01, with_torch, **TINY)
     names = ["rnncore lengths", "rnncore padded"] + (["torch packed", "torch padded"]
                                                      if with_torch else [])
     assert [r.impl for r in results] == names
@@ -30,7 +30,7 @@ def test_bench_lengths_results_and_table():
         flop = 2 * lengths.sum() * 4 * (3 + 4)  # the valid steps only
         assert r.forward_gflops == pytest.approx(flop / r.forward_ms / 1e6)
         assert r.train_gflops == pytest.approx(3 * flop / r.train_ms / 1e6)
-    text = _bench_lengths.format_lengths(results)
+    text = bench.lengths.format_lengths(results)
     assert text.splitlines()[0].startswith("variable lengths: T12 B5 I3 H4")
     ours, padded = results[0], results[1]
     assert 0 < ours.forward_vs_padded and 0 < ours.train_vs_padded
@@ -42,38 +42,38 @@ def test_bench_lengths_results_and_table():
 
 
 def test_wrong_lengths_implementation_is_caught():
-    problem = _bench_lengths.make_problem(**TINY, dtype=np.float32)
+    problem = bench.lengths.make_problem(**TINY, dtype=np.float32)
     lengths = problem[2]
-    honest = {cls.name: cls(*problem) for cls in (_bench_lengths.RncoreLengths,
-                                                  _bench_lengths.RncorePadded)}
-    _bench_lengths.check_agreement(honest, lengths, np.float32)
+    honest = {cls.name: cls(*problem) for cls in (bench.lengths.RncoreLengths,
+                                                  bench.lengths.RncorePadded)}
+    bench.lengths.check_agreement(honest, lengths, np.float32)
 
-    class PaddedInDisguise(_bench_lengths.RncorePadded):  # ignores the lengths
+    class PaddedInDisguise(bench.lengths.RncorePadded):  # ignores the lengths
         name = "rnncore lengths"
 
     wrong = {**honest, "rnncore lengths": PaddedInDisguise(*problem)}
     with pytest.raises(AssertionError, match="not 0 at padded steps"):
-        _bench_lengths.check_agreement(wrong, lengths, np.float32)
+        bench.lengths.check_agreement(wrong, lengths, np.float32)
 
 
 def test_torch_packed_disagreeing_is_caught():
     pytest.importorskip("torch")
-    problem = _bench_lengths.make_problem(**TINY, dtype=np.float32)
-    impls = {cls.name: cls(*problem) for cls in (_bench_lengths.RncoreLengths,
-                                                 _bench_lengths.RncorePadded,
-                                                 _bench_lengths.TorchPacked,
-                                                 _bench_lengths.TorchPadded)}
-    _bench_lengths.check_agreement(impls, problem[2], np.float32)
+    problem = bench.lengths.make_problem(**TINY, dtype=np.float32)
+    impls = {cls.name: cls(*problem) for cls in (bench.lengths.RncoreLengths,
+                                                 bench.lengths.RncorePadded,
+                                                 bench.lengths.TorchPacked,
+                                                 bench.lengths.TorchPadded)}
+    bench.lengths.check_agreement(impls, problem[2], np.float32)
 
     for name in ("grad_x", "weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
-        impls["torch packed"] = with_wrong_gradient(_bench_lengths.TorchPacked, name)(*problem)
+        impls["torch packed"] = with_wrong_gradient(bench.lengths.TorchPacked, name)(*problem)
         with pytest.raises(AssertionError,
                            match=f"torch packed {name} disagrees with rnncore lengths"):
-            _bench_lengths.check_agreement(impls, problem[2], np.float32)
+            bench.lengths.check_agreement(impls, problem[2], np.float32)
 
 
 def test_cli_flag_and_json(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(_bench_lengths, "CASE", TINY)
+    monkeypatch.setattr(bench.lengths, "CASE", TINY)
     path = tmp_path / "bench.json"
     argv = ["bench", "--shapes", "--lengths", "--budget", "0.01", "--reps", "2", "--no-memory",
             "--no-torch", "--json", str(path)]
@@ -86,11 +86,11 @@ def test_cli_flag_and_json(tmp_path, capsys, monkeypatch):
 
 
 def test_wrong_lengths_gradient_is_caught_without_torch():
-    problem = _bench_lengths.make_problem(**TINY, dtype=np.float32)
+    problem = bench.lengths.make_problem(**TINY, dtype=np.float32)
 
     for name in ("grad_x", "weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
-        wrong = with_wrong_gradient(_bench_lengths.RncoreLengths, name)
+        wrong = with_wrong_gradient(bench.lengths.RncoreLengths, name)
         impls = {"rnncore lengths": wrong(*problem),
-                 "rnncore padded": _bench_lengths.RncorePadded(*problem)}
+                 "rnncore padded": bench.lengths.RncorePadded(*problem)}
         with pytest.raises(AssertionError, match=f"{name} disagrees with rnncore padded"):
-            _bench_lengths.check_agreement(impls, problem[2], np.float32)
+            bench.lengths.check_agreement(impls, problem[2], np.float32)

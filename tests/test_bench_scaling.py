@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 import rnncore
-from rnncore import _bench_scaling
+from rnncore import bench
 from rnncore.__main__ import main
-from rnncore._bench_cases import IMPLS, parse_case
+from rnncore.bench.cases import parse_case
+from rnncore.bench.peers import IMPLS
 
 pytestmark = pytest.mark.usefixtures("quick_bench")
 
@@ -28,7 +29,7 @@ def test_add_pairs_measures_the_thread_count():
     before = rnncore.get_num_threads()
     ratios = [0.0]  # one pair already: the next starts with 2 threads
     try:
-        _bench_scaling.add_pairs(fake, 2, ratios, min_pairs=6, budget_s=0.0)
+        bench.scaling.add_pairs(fake, 2, ratios, min_pairs=6, budget_s=0.0)
     finally:
         rnncore.set_num_threads(before)
     assert len(ratios) == 7 and len(counts) == 4 * 6  # an untimed and a timed call at each count
@@ -39,7 +40,7 @@ def test_add_pairs_measures_the_thread_count():
 def test_bench_scalings_tiny_cases():
     before = rnncore.get_num_threads()
     jobs = [(parse_case("5,2,3,4"), 2), (parse_case("3,1,2,2"), 2)]
-    r = _bench_scaling.bench_scalings(jobs, np.float32, 3, 0.0, rounds=2)
+    r = bench.scaling.bench_scalings(jobs, np.float32, 3, 0.0, rounds=2)
     assert [(s.case, s.threads, s.pairs) for s in r] == [("custom T5 B2 I3 H4", 2, 4),
                                                         ("custom T3 B1 I2 H2", 2, 4)]
     assert all(s.forward_speedup > 0 and s.train_speedup > 0 for s in r)
@@ -49,11 +50,11 @@ def test_bench_scalings_tiny_cases():
 def test_pairs_are_spread_over_the_rounds(monkeypatch):
     """Every round takes a share of every job's pairs, forward then training step, job by job."""
     taken = []
-    monkeypatch.setattr(_bench_scaling, "check_same_results", lambda impl, n: None)
-    monkeypatch.setattr(_bench_scaling, "add_pairs", lambda fn, n, ratios, pairs, budget: (
+    monkeypatch.setattr(bench.scaling, "check_same_results", lambda impl, n: None)
+    monkeypatch.setattr(bench.scaling, "add_pairs", lambda fn, n, ratios, pairs, budget: (
         taken.append((fn.__self__, fn.__name__, pairs, budget)), ratios.extend([1.0] * pairs)))
     jobs = [(parse_case("5,2,3,4"), 2), (parse_case("3,1,2,2"), 2)]
-    r = _bench_scaling.bench_scalings(jobs, np.float32, 30, 1.2, rounds=3)
+    r = bench.scaling.bench_scalings(jobs, np.float32, 30, 1.2, rounds=3)
     impls = list(dict.fromkeys(impl for impl, *_ in taken))
     assert len(impls) == 2
     assert [(impls.index(i), name) for i, name, *_ in taken] == \
@@ -80,7 +81,7 @@ def test_results_that_depend_on_the_thread_count_are_caught(monkeypatch, what):
     monkeypatch.setitem(IMPLS, "rnncore", ThreadDependent)
     before = rnncore.get_num_threads()
     with pytest.raises(AssertionError, match=f"on 2 threads: {what} differs from 1 thread"):
-        _bench_scaling.bench_scalings([(parse_case("5,2,3,4"), 2)], np.float32, 3, 0.0)
+        bench.scaling.bench_scalings([(parse_case("5,2,3,4"), 2)], np.float32, 3, 0.0)
     assert rnncore.get_num_threads() == before  # restored after the failure too
 
 
@@ -93,6 +94,6 @@ def test_section_and_json(tmp_path, capsys):
     assert row[5] == "2" and row[6].endswith("x") and row[7].endswith("x")
     scaling = json.loads(path.read_text())["scaling"]
     assert len(scaling) == 1 and scaling[0]["threads"] == 2
-    assert scaling[0]["pairs"] >= _bench_scaling.PAIRS
+    assert scaling[0]["pairs"] >= bench.scaling.PAIRS
     assert main(TINY + ["--threads", "2"]) == 0  # no 1-thread runs: no section
     assert "thread scaling" not in capsys.readouterr().out

@@ -11,16 +11,22 @@ import numpy as np
 import pytest
 
 import rnncore
-from rnncore import (RNN, _bench_cases, _bench_lengths, _bench_memory, _bench_plot, _bench_scaling,
-                     _bench_stream, benchmark)
+from rnncore import RNN, bench
 from rnncore.__main__ import main
-from rnncore._bench_cases import IMPLS, impl_names, make_problem, parse_case, torch_available
+from rnncore.bench.cases import make_problem, parse_case
+from rnncore.bench.peers import IMPLS, impl_names, torch_available
 from helpers import with_wrong_gradient
 
 pytestmark = pytest.mark.usefixtures("quick_bench")
 
 TINY = ["bench", "--shapes", "5,2,3,4", "--budget", "0.01", "--reps", "2", "--no-memory"]
 NUMPY_ONLY = ["--no-torch"]  # keeps a test free of torch's import time when torch is not needed
+
+
+def numpy_threads(monkeypatch, limited: bool) -> None:
+    """As if numpy's BLAS could (threadpoolctl installed) or could not be held to a thread count."""
+    for module in (bench, bench.table):
+        monkeypatch.setattr(module, "numpy_threads_limited", lambda n: limited)
 
 
 def reference_step(self, x, h=None):
@@ -41,7 +47,7 @@ def with_step(monkeypatch):
 
 def test_bench_case_results_and_ratios():
     with_torch = torch_available()
-    results = benchmark.bench_case(parse_case("5,2,3,4"), 1, np.float32, 2, 0.01, with_torch)
+    results = bench.table.bench_case(parse_case("5,2,3,4"), 1, np.float32, 2, 0.01, with_torch)
     assert [r.impl for r in results] == ["rnncore", "numpy"] + (["torch"] if with_torch else [])
     for r in results:
         assert r.case == "custom T5 B2 I3 H4" and r.threads == 1 and r.dtype == "float32"
@@ -90,7 +96,7 @@ def test_named_and_bidirectional_cases():
 
 
 def test_table_and_json(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(benchmark, "numpy_threads_limited", lambda n: True)
+    numpy_threads(monkeypatch, limited=True)
     path = tmp_path / "bench.json"
     assert main(TINY + ["--json", str(path)]) == 0
     out = capsys.readouterr().out
@@ -119,7 +125,7 @@ def test_table_and_json(tmp_path, capsys, monkeypatch):
 
 def test_no_percent_of_peak_when_numpy_runs_on_more_threads(capsys, monkeypatch):
     # without threadpoolctl numpy's sgemm runs on every core: no %peak against it, and a note
-    monkeypatch.setattr(benchmark, "numpy_threads_limited", lambda n: False)
+    numpy_threads(monkeypatch, limited=False)
     assert main(TINY) == 0
     out = capsys.readouterr().out
     rows = [line.split() for line in out.splitlines() if line.startswith("custom T5 B2 I3 H4")]
@@ -129,9 +135,9 @@ def test_no_percent_of_peak_when_numpy_runs_on_more_threads(capsys, monkeypatch)
 
 def test_numpy_threads_limited_needs_threadpoolctl_below_the_core_count(monkeypatch):
     cores = os.cpu_count() or 1
-    assert _bench_cases.numpy_threads_limited(cores)  # all cores: nothing to limit
+    assert bench.timing.numpy_threads_limited(cores)  # all cores: nothing to limit
     monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # import fails
-    assert not _bench_cases.numpy_threads_limited(1) or cores == 1
+    assert not bench.timing.numpy_threads_limited(1) or cores == 1
 
 
 def test_percent_of_peak_is_the_median_ratio_of_paired_calls(monkeypatch):
@@ -143,12 +149,12 @@ def test_percent_of_peak_is_the_median_ratio_of_paired_calls(monkeypatch):
         paired.append((a.name, b.name, what, min_pairs, settle_b))
         return 0.010, 0.030, 0.5
 
-    monkeypatch.setattr(benchmark, "time_paired", fake_time_paired)
-    monkeypatch.setattr(benchmark, "numpy_threads_limited", lambda n: True)
+    monkeypatch.setattr(bench.table, "time_paired", fake_time_paired)
+    numpy_threads(monkeypatch, limited=True)
     case = parse_case("5,2,3,4")
-    ours = benchmark.bench_case(case, 1, np.float32, 2, 0.01, False)[0]
+    ours = bench.table.bench_case(case, 1, np.float32, 2, 0.01, False)[0]
     # each timed training step settled: numpy's BLAS workers spin after the sgemm
-    assert paired == [("sgemm", "rnncore", "train", benchmark.PEAK_PAIRS, True)]
+    assert paired == [("sgemm", "rnncore", "train", bench.table.PEAK_PAIRS, True)]
     assert ours.peak_gflops == pytest.approx(2 * 1024**3 / 0.010 / 1e9)
     # train rate / sgemm rate = (3 F / t_train) / (2 * 1024^3 / t_sgemm), F the forward flop
     assert ours.percent_peak == pytest.approx(100 * 3 * case.forward_flop / (2 * 1024**3) * 0.5)
@@ -158,9 +164,9 @@ def test_ratios_are_medians_over_rounds_not_ratios_of_medians(monkeypatch):
     # rnncore's blocks 10 ms in every round; numpy's 15, 20 and 30 ms, the median of all its
     # calls 25 ms: the ratio of the medians is 2.5, the median of the rounds' ratios 2.0
     rounds = [{"rnncore": 0.010, "numpy": t} for t in (0.015, 0.020, 0.030)]
-    timed = _bench_cases.CallTimes({"rnncore": 0.010, "numpy": 0.025}, rounds)
-    monkeypatch.setattr(benchmark, "time_calls", lambda impls, what, reps, budget: timed)
-    ours, numpy_row = benchmark.bench_case(parse_case("5,2,3,4"), 1, np.float32, 2, 0.01, False)
+    timed = bench.timing.CallTimes({"rnncore": 0.010, "numpy": 0.025}, rounds)
+    monkeypatch.setattr(bench.table, "time_calls", lambda impls, what, reps, budget: timed)
+    ours, numpy_row = bench.table.bench_case(parse_case("5,2,3,4"), 1, np.float32, 2, 0.01, False)
     assert numpy_row.forward_ms == pytest.approx(25.0)  # the table keeps the medians
     assert ours.ratios == pytest.approx({"numpy_forward": 2.0, "numpy_train": 2.0})
 
@@ -181,36 +187,36 @@ class RecordingImpl:
 def calls(monkeypatch):
     """The calls the timers make, in order; their pauses recorded as "sleep <seconds>"."""
     made = []
-    monkeypatch.setattr(_bench_cases.time, "sleep", lambda s: made.append(f"sleep {s}"))
+    monkeypatch.setattr(bench.timing.time, "sleep", lambda s: made.append(f"sleep {s}"))
     return made
 
 
 def test_time_calls_times_every_implementation_in_every_round(calls):
-    timed = _bench_cases.time_calls([RecordingImpl("a", calls), RecordingImpl("b", calls)],
-                                    "forward", _bench_cases.ROUNDS, 0.0)
+    timed = bench.timing.time_calls([RecordingImpl("a", calls), RecordingImpl("b", calls)],
+                                    "forward", bench.timing.ROUNDS, 0.0)
     # per round, each implementation: a pause, a warm-up call, then its block (one call here)
-    pause = f"sleep {_bench_cases.QUIET_S}"
-    assert calls == [pause, "a", "a", pause, "b", "b"] * _bench_cases.ROUNDS
-    assert len(timed.rounds) == _bench_cases.ROUNDS
+    pause = f"sleep {bench.timing.QUIET_S}"
+    assert calls == [pause, "a", "a", pause, "b", "b"] * bench.timing.ROUNDS
+    assert len(timed.rounds) == bench.timing.ROUNDS
     assert all(set(r) == {"a", "b"} for r in timed.rounds) and set(timed.median) == {"a", "b"}
 
 
 def test_time_paired_settles_each_timed_call_of_b(calls):
     a, b = RecordingImpl("a", calls), RecordingImpl("b", calls)
-    _bench_cases.time_paired(a, b, "train", _bench_cases.ROUNDS, 0.0, settle_b=True)
+    bench.timing.time_paired(a, b, "train", bench.timing.ROUNDS, 0.0, settle_b=True)
     # per round: a pause and both warmed up, then one pair: a timed; a pause, b untimed, b timed
-    pause = f"sleep {_bench_cases.QUIET_S}"
-    assert calls == [pause, "a", "b", "a", pause, "b", "b"] * _bench_cases.ROUNDS
+    pause = f"sleep {bench.timing.QUIET_S}"
+    assert calls == [pause, "a", "b", "a", pause, "b", "b"] * bench.timing.ROUNDS
     calls.clear()
-    _bench_cases.time_paired(a, b, "train", _bench_cases.ROUNDS, 0.0)
-    assert calls == [pause, "a", "b", "a", "b"] * _bench_cases.ROUNDS
+    bench.timing.time_paired(a, b, "train", bench.timing.ROUNDS, 0.0)
+    assert calls == [pause, "a", "b", "a", "b"] * bench.timing.ROUNDS
 
 
 def test_table_shows_percent_of_peak_and_sgemm_rate_where_measured():
-    rows = [benchmark.Result("S3", impl, 1, "float32", 10.0, 30.0, 50.0, 42.0,
+    rows = [bench.table.Result("S3", impl, 1, "float32", 10.0, 30.0, 50.0, 42.0,
                              peak_gflops=peak, percent_peak=percent)
             for impl, peak, percent in (("rnncore", 60.0, 71.4), ("numpy", None, None))]
-    lines = benchmark.format_table(rows).splitlines()[2:]
+    lines = bench.table.format_table(rows).splitlines()[2:]
     assert [line.split()[7:9] for line in lines] == [["71%", "60.0"], ["-", "-"]]
 
 
@@ -219,7 +225,7 @@ def test_disagreeing_implementation_is_caught():
 
     def check(other):  # a fresh problem each time: rnncore's gradients accumulate over calls
         problem = make_problem(case, np.float32)
-        benchmark.check_agreement([IMPLS["rnncore"](*problem), other(*problem)], np.float32)
+        bench.table.check_agreement([IMPLS["rnncore"](*problem), other(*problem)], np.float32)
 
     check(IMPLS["numpy"])  # the honest pair agrees
 
@@ -250,12 +256,12 @@ def test_every_gradient_is_compared():
 
     one_layer = make_problem(parse_case("5,2,3,4"), np.float32)
     with pytest.raises(AssertionError, match="no weight_xx_l0 to compare with"):
-        benchmark.check_agreement([IMPLS["rnncore"](*one_layer), ExtraGradient(*one_layer)],
+        bench.table.check_agreement([IMPLS["rnncore"](*one_layer), ExtraGradient(*one_layer)],
                                   np.float32)
 
 
 def test_minimum_memory_by_hand():
-    m = _bench_memory.minimum_extra_mb(parse_case("bi2"), np.float32)
+    m = bench.memory.minimum_extra_mb(parse_case("bi2"), np.float32)
     MB = 1024 * 1024
     assert m["states"] == pytest.approx(2 * 100 * 32 * 2 * 128 * 4 / MB)
     assert m["grad_x"] == pytest.approx(100 * 32 * 64 * 4 / MB)
@@ -265,7 +271,7 @@ def test_minimum_memory_by_hand():
     assert m["total"] == pytest.approx(m["states"] + m["grad_x"] + m["grad_h0"] + params * 4 / MB)
 
 
-@pytest.mark.skipif(not _bench_memory.supported(), reason="needs Linux /proc/self/clear_refs")
+@pytest.mark.skipif(not bench.memory.supported(), reason="needs Linux /proc/self/clear_refs")
 def test_memory_column(tmp_path, capsys):
     # Big enough to be seen in the resident set size: ~0.5 MB of states and gradients.
     shape = "40,16,64,128"
@@ -283,11 +289,11 @@ def test_memory_column(tmp_path, capsys):
 
 
 def test_stream_section(with_step, capsys, tmp_path):
-    results = _bench_stream.bench_stream(hidden_sizes=(8, 16), steps=20, block=10)
+    results = bench.stream.bench_stream(hidden_sizes=(8, 16), steps=20, block=10)
     assert [(r.H, r.impl) for r in results] == [(8, "rnncore"), (8, "numpy"), (16, "rnncore"),
                                                 (16, "numpy")]
     assert all(r.us_per_step > 0 for r in results)
-    lines = _bench_stream.format_stream(results, 20).splitlines()
+    lines = bench.stream.format_stream(results, 20).splitlines()
     assert lines[0].startswith("streaming: one step from Python, B=1") and "20 steps" in lines[0]
     assert lines[1].split()[:3] == ["H", "rnncore", "us"]
     assert re.fullmatch(r" +8 +[\d.]+ +[\d.]+ +numpy [\d.]+x", lines[3])
@@ -306,9 +312,9 @@ def test_stream_blocks_take_turns_across_hidden_sizes(monkeypatch):
         return ({name: runner(name) for name in ("rnncore", "numpy")},
                 {name: [None] * block for name in ("rnncore", "numpy")})
 
-    monkeypatch.setattr(_bench_stream, "hidden_size_runners", fake_runners)
-    monkeypatch.setattr(_bench_stream, "WARM", 3)
-    results = _bench_stream.bench_stream(hidden_sizes=(8, 16), steps=30, block=10)
+    monkeypatch.setattr(bench.stream, "hidden_size_runners", fake_runners)
+    monkeypatch.setattr(bench.stream, "WARM", 3)
+    results = bench.stream.bench_stream(hidden_sizes=(8, 16), steps=30, block=10)
     agreement = [(8, "rnncore", 10), (8, "numpy", 10), (16, "rnncore", 10), (16, "numpy", 10)]
     one_round = [(H, name, n) for H, name, _ in agreement for n in (3, 10)]  # warm-up, block
     assert calls == agreement + one_round * 3  # the checks, then 3 rounds
@@ -316,9 +322,9 @@ def test_stream_blocks_take_turns_across_hidden_sizes(monkeypatch):
 
 
 def test_stream_in_cli_json(with_step, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(_bench_stream, "HIDDEN_SIZES", (8,))
-    monkeypatch.setattr(_bench_stream, "STEPS", 20)
-    monkeypatch.setattr(_bench_stream, "BLOCK", 10)
+    monkeypatch.setattr(bench.stream, "HIDDEN_SIZES", (8,))
+    monkeypatch.setattr(bench.stream, "STEPS", 20)
+    monkeypatch.setattr(bench.stream, "BLOCK", 10)
     path = tmp_path / "bench.json"
     assert main(["bench", "--shapes", "--stream", "--json", str(path)] + NUMPY_ONLY) == 0
     out = capsys.readouterr().out
@@ -330,9 +336,9 @@ def test_stream_in_cli_json(with_step, tmp_path, capsys, monkeypatch):
 def test_stream_without_step(monkeypatch):
     if hasattr(RNN, "step"):
         monkeypatch.delattr(RNN, "step")
-    results = _bench_stream.bench_stream(hidden_sizes=(8,), steps=20, block=10)
+    results = bench.stream.bench_stream(hidden_sizes=(8,), steps=20, block=10)
     assert [r.impl for r in results] == ["numpy"]
-    assert _bench_stream.NOT_AVAILABLE in _bench_stream.format_stream(results, 20)
+    assert bench.stream.NOT_AVAILABLE in bench.stream.format_stream(results, 20)
 
 
 def test_wrong_step_is_caught(monkeypatch):
@@ -342,30 +348,30 @@ def test_wrong_step_is_caught(monkeypatch):
 
     monkeypatch.setattr(RNN, "step", wrong_step, raising=False)
     with pytest.raises(AssertionError, match="streaming: numpy step disagrees with rnncore"):
-        _bench_stream.bench_stream(hidden_sizes=(8,), steps=20, block=10)
+        bench.stream.bench_stream(hidden_sizes=(8,), steps=20, block=10)
 
 
 @pytest.mark.skipif(not torch_available(), reason="torch not installed")
 def test_stream_against_torch_cell(with_step):
-    results = _bench_stream.bench_stream(hidden_sizes=(8,), steps=20, block=10, with_torch=True)
+    results = bench.stream.bench_stream(hidden_sizes=(8,), steps=20, block=10, with_torch=True)
     assert [r.impl for r in results] == ["rnncore", "numpy", "torch"]
 
 
 def test_all_runs_every_shape_at_1_and_2_threads_and_the_stream(monkeypatch, capsys):
     calls, streamed, varied, scaled = [], [], [], []
-    monkeypatch.setattr(_bench_scaling, "bench_scalings", lambda jobs, *a: scaled.extend(
+    monkeypatch.setattr(bench.scaling, "bench_scalings", lambda jobs, *a: scaled.extend(
         (case.name, n) for case, n in jobs) or [])
-    monkeypatch.setattr(_bench_scaling, "format_scaling", lambda results: "")
-    monkeypatch.setattr(benchmark, "bench_case", lambda case, n, *a, **k: calls.append((case.name, n))
+    monkeypatch.setattr(bench.scaling, "format_scaling", lambda results: "")
+    monkeypatch.setattr(bench, "bench_case", lambda case, n, *a, **k: calls.append((case.name, n))
                         or [])
-    monkeypatch.setattr(_bench_stream, "bench_stream", lambda *a, **k: streamed.append(a) or [])
-    monkeypatch.setattr(_bench_lengths, "bench_lengths", lambda *a, **k: varied.append(a[0]) or [])
-    monkeypatch.setattr(_bench_lengths, "format_lengths", lambda results: "")
+    monkeypatch.setattr(bench.stream, "bench_stream", lambda *a, **k: streamed.append(a) or [])
+    monkeypatch.setattr(bench.lengths, "bench_lengths", lambda *a, **k: varied.append(a[0]) or [])
+    monkeypatch.setattr(bench.lengths, "format_lengths", lambda results: "")
     assert main(["bench", "--all", "--no-memory"] + NUMPY_ONLY) == 0
-    assert calls == [(name, n) for n in (1, 2) for name in benchmark.SHAPES]
-    assert streamed == [(_bench_stream.HIDDEN_SIZES, _bench_stream.STEPS, _bench_stream.BLOCK)]
+    assert calls == [(name, n) for n in (1, 2) for name in bench.cases.SHAPES]
+    assert streamed == [(bench.stream.HIDDEN_SIZES, bench.stream.STEPS, bench.stream.BLOCK)]
     assert varied == [[1, 2]]  # --lengths, at both thread counts
-    assert scaled == [(name, 2) for name in benchmark.SHAPES]  # 2 threads against 1, paired
+    assert scaled == [(name, 2) for name in bench.cases.SHAPES]  # 2 threads against 1, paired
     calls.clear()
     assert main(["bench", "--all", "--shapes", "S2", "--threads", "2", "--no-memory"]) == 0
     assert calls == [("S2", 2)] and varied[-1] == [2]  # explicit choices win over --all's
@@ -383,13 +389,13 @@ def test_plot(tmp_path, capsys):
     assert f"wrote {path}" in capsys.readouterr().out
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # Every panel: memory, a shape without the numpy loop, several thread counts, streaming.
-    R = benchmark.Result
+    R = bench.table.Result
     results = [R("S1 T1", "rnncore", 1, "float32", 1.0, 2.0, 1.0, 1.0, train_extra_mb=0.0),
                R("S1 T1", "numpy", 1, "float32", 2.0, 3.0, 1.0, 1.0, train_extra_mb=0.5),
                R("bi2 T1", "rnncore", 2, "float32", 1.0, 2.0, 1.0, 1.0, train_extra_mb=1.0)]
-    stream = [_bench_stream.StreamResult(32, "rnncore", 1.5),
-              _bench_stream.StreamResult(32, "numpy", 4.0)]
-    _bench_plot.plot(str(path), results, stream, title="test")
+    stream = [bench.stream.StreamResult(32, "rnncore", 1.5),
+              bench.stream.StreamResult(32, "numpy", 4.0)]
+    bench.plot.plot(str(path), results, stream, title="test")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import rnncore
-from rnncore import serialization
+from rnncore.io import serialization
 
 CONFIGS = [
     dict(),

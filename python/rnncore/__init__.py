@@ -19,6 +19,7 @@ from importlib.metadata import PackageNotFoundError, version
 import scipy_openblas32  # noqa: F401
 
 from . import _core, losses, optim
+from . import io  # registers the code of RNN.from_torch, RNNModel.save, ... (_registry.py)
 from . import onnx  # rnncore.onnx.export; kept out of __all__, where it would shadow onnx
 from .isa import available_isas, get_isa, set_isa
 from .lengths import length_mask

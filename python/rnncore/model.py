@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ._checks import as_real_array, check_positive_int
+from ._registry import implementation
 from .head import ACTIVATIONS, MLPHead
 from .rnn import RNN, LoadResult, load_parameters
 
@@ -159,25 +160,21 @@ class RNNModel:
         grad_x, self.grad_h0 = self.rnn.backward(d_output, grad_h_n)
         return grad_x
 
-    # ---- saving -------------------------------------------------------------------------------
+    # ---- saving: the code is in rnncore/io/serialization.py (_registry) -----------------------
 
     def save(self, path) -> None:
         """Write the model to one .npz file at exactly `path`: format version, constructor
         arguments and parameters, no pickle. Read it back with `RNNModel.load`."""
-        from .serialization import save_model
-
-        save_model(self, path)
+        implementation("RNNModel.save")(self, path)
 
     @classmethod
     def load(cls, path) -> RNNModel:
         """A model read from a file written by `save` (in training mode, as a new model is).
         Raises FileNotFoundError if there is no such file and ValueError if it is not a valid
         rnncore model file (corrupt, truncated, foreign or of an unknown format version)."""
-        from .serialization import load_model
+        return implementation("RNNModel.load")(path)
 
-        return load_model(path)
-
-    # ---- torch --------------------------------------------------------------------------------
+    # ---- torch: the code is in rnncore/io/torch.py (_registry) --------------------------------
 
     @classmethod
     def from_torch(cls, rnn_module: Any, head_sequential: Any) -> RNNModel:
@@ -185,16 +182,12 @@ class RNNModel:
         Linear, ..., Linear)`` (act one of nn.ReLU, nn.Tanh, nn.Sigmoid, the same throughout):
         the same options, dtype and exact weights. TypeError for other module types, ValueError
         for a layout RNNModel cannot hold."""
-        from .interop import model_from_torch
-
-        return model_from_torch(cls, rnn_module, head_sequential)
+        return implementation("RNNModel.from_torch")(cls, rnn_module, head_sequential)
 
     def to_torch(self) -> Any:
         """A ``torch.nn.Module`` with ``.rnn`` (nn.RNN) and ``.head`` (nn.Sequential) holding
         copies of this model's weights, so the state dicts match; ``y, h_n = module(x, h0)``."""
-        from .interop import model_to_torch
-
-        return model_to_torch(self)
+        return implementation("RNNModel.to_torch")(self)
 
     def __repr__(self) -> str:
         opts = [f"{self.input_size}", f"{self.hidden_size}", f"{self.output_size}"]

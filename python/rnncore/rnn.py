@@ -18,8 +18,9 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from . import _core
-from ._aligned import cache_aligned
-from ._checks import as_real_array, c_aligned, check_bool, check_float_dtype, check_positive_int
+from ._checks import (as_real_array, c_aligned, cache_aligned, check_bool, check_float_dtype,
+                      check_positive_int)
+from ._registry import implementation
 from .lengths import check_lengths
 
 _NONLINEARITIES = ("tanh", "relu")
@@ -180,21 +181,17 @@ class RNN:
     def eval(self) -> RNN:
         return self.train(False)
 
-    # ---- other frameworks (rnncore.interop) ---------------------------------------------------
+    # ---- other frameworks: the code is in rnncore/io/torch.py and io/keras.py (_registry) -----
 
     @classmethod
     def from_torch(cls, module: Any) -> RNN:
         """An RNN with the options, dtype (float32/float64), training mode and exact weights of a
         ``torch.nn.RNN``. TypeError for anything else (nn.LSTM, nn.GRU, proj_size != 0)."""
-        from .interop import rnn_from_torch
-
-        return rnn_from_torch(cls, module)
+        return implementation("RNN.from_torch")(cls, module)
 
     def to_torch(self) -> Any:
         """A ``torch.nn.RNN`` with this RNN's options, dtype, training mode and weights (copies)."""
-        from .interop import rnn_to_torch
-
-        return rnn_to_torch(self)
+        return implementation("RNN.to_torch")(self)
 
     @classmethod
     def from_keras_weights(cls, kernel: ArrayLike, recurrent_kernel: ArrayLike,
@@ -214,10 +211,8 @@ class RNN:
         take (B, T, I) input: pass ``batch_first=True`` to feed the same arrays. ValueError if
         the shapes disagree.
         """
-        from .interop import rnn_from_keras_weights
-
-        return rnn_from_keras_weights(cls, kernel, recurrent_kernel, bias, nonlinearity, dtype,
-                                      batch_first)
+        return implementation("RNN.from_keras_weights")(cls, kernel, recurrent_kernel, bias,
+                                                        nonlinearity, dtype, batch_first)
 
     # ---- forward ------------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""RNNModel files: one uncompressed .npz archive (``np.savez``; read with allow_pickle=False).
+"""RNNModel files: one uncompressed .npz archive (``np.savez``; read with allow_pickle=False). The
+code of ``RNNModel.save`` and ``RNNModel.load`` (rnncore/_registry.py says why it is here).
 
 Entries:
     format          str   "rnncore.RNNModel": says the file is ours
@@ -15,13 +16,15 @@ import tempfile
 
 import numpy as np
 
-from .model import RNNModel
+from .._registry import implements
+from ..model import RNNModel
 
 FORMAT = "rnncore.RNNModel"
 FORMAT_VERSION = 1
 PARAM_PREFIX = "param/"
 
 
+@implements("RNNModel.save")
 def save_model(model: RNNModel, path) -> None:
     """Write `model` to exactly `path` (no suffix added), replacing any file there only once the
     new one is complete."""
@@ -40,6 +43,7 @@ def save_model(model: RNNModel, path) -> None:
         raise
 
 
+@implements("RNNModel.load")
 def load_model(path) -> RNNModel:
     """The model saved at `path`. FileNotFoundError if there is no file; ValueError naming the
     problem if it is not a complete rnncore model file of a version this code reads."""

@@ -1,7 +1,7 @@
 """Peak extra memory of one training step (forward + backward), per implementation and shape.
 
-Each measurement runs in a fresh process (`python -m rnncore._bench_memory SPEC`), so that no other
-implementation's buffers or allocator state are in it. The child runs one training step on a
+Each measurement runs in a fresh Python process (`child_main`), so that no other implementation's
+buffers or allocator state are in it. The child runs one training step on a
 throwaway instance as warm-up (libraries, thread pools), then, for each measured step, builds a
 fresh instance (model, inputs, output gradient), resets the peak resident set size
 (`echo 5 > /proc/self/clear_refs`), reads VmRSS, runs one training step and reads VmHWM. The result
@@ -18,6 +18,7 @@ up to 2 MiB.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
@@ -26,6 +27,12 @@ import subprocess
 import sys
 from dataclasses import asdict
 from pathlib import Path
+
+import numpy as np
+
+from .cases import Case, make_problem
+from .peers import IMPLS
+from .timing import limited_threads
 
 CHILD_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "65536",
              "NUMPY_MADVISE_HUGEPAGE": "0"}
@@ -42,9 +49,10 @@ def train_step_extra_mb(case, impl: str, threads: int, dtype, steps: int = 3) ->
         return None
     spec = dict(case=asdict(case), impl=impl, threads=threads, dtype=str(dtype), steps=steps)
     # The child must import this same rnncore, wherever it was imported from.
-    path = [str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH", "")]
+    path = [str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")]
     env = dict(os.environ, **CHILD_ENV, PYTHONPATH=os.pathsep.join(p for p in path if p))
-    proc = subprocess.run([sys.executable, "-m", "rnncore._bench_memory", json.dumps(spec)],
+    code = "import sys; from rnncore.bench.memory import child_main; child_main(sys.argv[1])"
+    proc = subprocess.run([sys.executable, "-c", code, json.dumps(spec)],
                           env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"memory measurement of {impl} on {case.label()} failed:\n{proc.stderr}")
@@ -55,8 +63,6 @@ def minimum_extra_mb(case, dtype) -> dict:
     """The least a training step of rnncore's layer must add to memory, by part, in MB: the hidden
     states the forward stores for the backward (T*B*D*H per layer) and the gradients the backward
     returns (grad_x T*B*I, grad_h0 L*D*B*H, and one per parameter)."""
-    import numpy as np
-
     size = np.dtype(dtype).itemsize / MB
     widths = [case.I] + [case.D * case.H] * (case.layers - 1)
     params = sum(case.D * (case.H * (w + case.H) + 2 * case.H) for w in widths)
@@ -81,12 +87,6 @@ def _reset_peak() -> None:
 
 
 def _child(spec: dict) -> dict:
-    import gc
-
-    import numpy as np
-
-    from ._bench_cases import IMPLS, Case, limited_threads, make_problem
-
     case, dtype = Case(**spec["case"]), np.dtype(spec["dtype"])
 
     def fresh():
@@ -107,5 +107,7 @@ def _child(spec: dict) -> dict:
     return {"extra_mb": statistics.median(extra) / MB}
 
 
-if __name__ == "__main__":
-    print(json.dumps(_child(json.loads(sys.argv[1]))))
+def child_main(spec: str) -> None:
+    """The measuring process: prints {"extra_mb": ...} as JSON for the spec `train_step_extra_mb`
+    passes as JSON."""
+    print(json.dumps(_child(json.loads(spec))))

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._bench_cases import limited_threads
-from .rnn import RNN
+from ..rnn import RNN
+from .timing import limited_threads
 
 HIDDEN_SIZES = (32, 64, 128, 256)
 STEPS, BLOCK = 20000, 500  # timed steps per implementation and hidden size, steps per block

@@ -1,25 +1,22 @@
-"""Weights in and out of other frameworks: torch (``nn.RNN`` and an RNN + ``nn.Sequential`` head)
-and Keras (``SimpleRNN`` weight arrays).
+"""Weights in and out of torch: an RNN <-> ``torch.nn.RNN``, an RNNModel <-> an ``nn.RNN`` and an
+``nn.Sequential`` head. The code of ``RNN.from_torch``, ``RNN.to_torch``, ``RNNModel.from_torch``
+and ``RNNModel.to_torch`` (rnncore/_registry.py says why it is here, not in the classes).
 
 torch stays optional: it is imported inside the functions that need it, never when rnncore is
-imported. The public entry points are the methods ``RNN.from_torch``, ``RNN.to_torch``,
-``RNN.from_keras_weights``, ``RNNModel.from_torch`` and ``RNNModel.to_torch``, which call in here.
+imported.
 """
 
 from __future__ import annotations
 
 import functools
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike, DTypeLike
 
-from ._checks import as_real_array, check_float_dtype
-
-if TYPE_CHECKING:
-    from .model import RNNModel
-    from .rnn import RNN
+from .._registry import implements
+from ..model import RNNModel
+from ..rnn import RNN
 
 # RNN and nn.RNN both warn when dropout > 0 with one layer; a conversion is no place to repeat it.
 _DROPOUT_WARNING = "dropout option adds dropout after all but last recurrent layer"
@@ -74,6 +71,7 @@ def _check_torch_rnn(torch: Any, module: Any) -> np.dtype:
     return _numpy_dtype(torch, list(module.parameters()), "from_torch")
 
 
+@implements("RNN.from_torch")
 def rnn_from_torch(cls: type[RNN], module: Any) -> RNN:
     """An rnncore RNN with the options, dtype, training mode and exact weights of `module`."""
     torch = _import_torch()
@@ -96,6 +94,7 @@ def _new_torch_rnn(torch: Any, rnn: RNN) -> Any:
                             bidirectional=rnn.bidirectional, dtype=_torch_dtype(torch, rnn.dtype))
 
 
+@implements("RNN.to_torch")
 def rnn_to_torch(rnn: RNN) -> Any:
     """A torch.nn.RNN with the options, dtype, training mode and (copied) weights of `rnn`."""
     torch = _import_torch()
@@ -148,6 +147,7 @@ def _head_layout(torch: Any, head: Any, width: int, dtype: np.dtype) -> tuple[tu
     return tuple(widths[1:-1]), (activations.pop() if activations else "relu"), widths[-1]
 
 
+@implements("RNNModel.from_torch")
 def model_from_torch(cls: type[RNNModel], rnn_module: Any, head: Any) -> RNNModel:
     torch = _import_torch()
     dtype = _check_torch_rnn(torch, rnn_module)
@@ -188,6 +188,7 @@ def _torch_model_class() -> type:
     return TorchRNNModel
 
 
+@implements("RNNModel.to_torch")
 def model_to_torch(model: RNNModel) -> Any:
     torch = _import_torch()
     nn = torch.nn
@@ -202,33 +203,3 @@ def model_to_torch(model: RNNModel) -> Any:
     module = _torch_model_class()(rnn, nn.Sequential(*layers))
     _copy_into(torch, module, model.parameters())
     return module.train(model.training)
-
-
-# ---- Keras SimpleRNN --------------------------------------------------------------------------
-
-
-def rnn_from_keras_weights(cls: type[RNN], kernel: ArrayLike, recurrent_kernel: ArrayLike,
-                           bias: ArrayLike | None, nonlinearity: str, dtype: DTypeLike,
-                           batch_first: bool) -> RNN:
-    dtype = check_float_dtype(dtype)
-    kernel = as_real_array(kernel, dtype, "kernel")
-    recurrent_kernel = as_real_array(recurrent_kernel, dtype, "recurrent_kernel")
-    if kernel.ndim != 2 or 0 in kernel.shape:
-        raise ValueError(f"kernel: expected shape (input_size, hidden_size) with both sizes "
-                         f"positive, got {kernel.shape}")
-    I, H = kernel.shape
-    if recurrent_kernel.shape != (H, H):
-        raise ValueError(f"recurrent_kernel: expected shape {(H, H)} (hidden_size {H} from "
-                         f"kernel's shape {kernel.shape}), got {recurrent_kernel.shape}")
-    if bias is not None:
-        bias = as_real_array(bias, dtype, "bias")
-        if bias.shape != (H,):
-            raise ValueError(f"bias: expected shape {(H,)} (hidden_size {H} from kernel's shape "
-                             f"{kernel.shape}), got {bias.shape}")
-    rnn = cls(I, H, nonlinearity=nonlinearity, bias=bias is not None, batch_first=batch_first,
-              dtype=dtype)
-    state = {"weight_ih_l0": kernel.T, "weight_hh_l0": recurrent_kernel.T}
-    if bias is not None:
-        state |= {"bias_ih_l0": bias, "bias_hh_l0": np.zeros(H, dtype)}
-    rnn.load_state_dict(state)
-    return rnn

@@ -26,9 +26,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _bench_cases
-from . import threads as rnncore_threads
-from ._bench_cases import IMPLS, ROUNDS, Case, copy_grads, limited_threads, make_problem, seconds
+from .. import threads as rnncore_threads
+from . import timing
+from .cases import Case, make_problem
+from .peers import IMPLS, copy_grads
+from .timing import ROUNDS, limited_threads, seconds
 
 PAIRS = 30  # paired calls at least, per mode (15 gave S3 forward 1.38x to 2.0x in four runs)
 
@@ -85,7 +87,7 @@ def bench_scalings(jobs: list[tuple[Case, int]], dtype, min_pairs: int, budget_s
     for _ in range(rounds):
         for impl, (_, n), (forward, train) in zip(impls, jobs, ratios):
             with limited_threads(n):
-                time.sleep(_bench_cases.QUIET_S)
+                time.sleep(timing.QUIET_S)
                 add_pairs(impl.forward, n, forward, pairs, budget)
                 add_pairs(impl.train, n, train, pairs, budget)
     return [Scaling(case.label(), n, statistics.median(forward), statistics.median(train),

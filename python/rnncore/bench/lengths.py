@@ -24,10 +24,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._bench_cases import (Timing, agreement_tolerances, assert_same_grads, copy_grads,
-                           limited_threads, time_calls, time_paired)
-from .lengths import length_mask
-from .rnn import RNN
+from ..lengths import length_mask
+from ..rnn import RNN
+from .peers import agreement_tolerances, assert_same_grads, copy_grads
+from .timing import Timing, limited_threads, time_calls, time_paired
 
 CASE = dict(T=200, B=64, I=256, H=256, low=10, high=200, seed=0)
 PAIRS = 30  # paired calls at least, more than the other timings take: this ratio is the target
