@@ -112,7 +112,7 @@ class _Replica:
             self.X, self.Y, self.mask = shard.X, shard.Y, shard.mask
         self.h: np.ndarray | None = None  # the carried state of the current batch's rows
         self.batch: tuple | None = None  # (rows, x, y, mask, lengths) of the current batch
-        self.optimizer = None
+        self.optimizer: Any = None
         if optimizer_state is not None:  # replicas apply the optimizer step themselves
             opt_cls, hyper, state = optimizer_state
             self.optimizer = opt_cls(self.model, **hyper)
@@ -252,7 +252,7 @@ def fit(model, X, Y, *, client: Client, loss="mse", optimizer=None, epochs=1, ba
 
     rng = np.random.default_rng(seed)
     history: list[float] = []
-    position = dict(epoch=1, batch=0, chunk=0, step=0, total=0.0, counted=0)
+    position: dict[str, Any] = dict(epoch=1, batch=0, chunk=0, step=0, total=0.0, counted=0)
     order = None
     carried: list | None = None
     if resume is not None:
@@ -278,7 +278,7 @@ def fit(model, X, Y, *, client: Client, loss="mse", optimizer=None, epochs=1, ba
     futures: list = []
     checkpoint_step = None
     try:
-        replicas = []
+        replicas: list[Any] = []  # actors: their methods return ActorFutures
         for k, address in enumerate(workers):
             data_k = client.scatter(shard(k), workers=[address], hash=False)
             actor = client.submit(_Replica, spec, data_k, loss_fn, sequences, chunk, opt_state,

@@ -64,7 +64,8 @@ class _Optimizer:
         are copied in the parameter's dtype; ValueError if a name or shape does not fit, in which
         case nothing changes."""
         params = self.model.parameters()
-        hyper, new_state = dict(state_dict["hyperparameters"]), {}
+        hyper = dict(state_dict["hyperparameters"])
+        new_state: dict[str, dict[str, Any]] = {}
         if sorted(hyper) != sorted(self.hyperparameters()):
             raise ValueError(f"state_dict: expected the hyperparameters "
                              f"{sorted(self.hyperparameters())} of {type(self).__name__}, got "
