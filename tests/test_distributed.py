@@ -108,11 +108,12 @@ def test_fit_equals_single_process_fit(client, case):
                               make().parameters()["rnn.weight_hh_l0"])  # it did train
 
 
-def test_fit_is_bit_identical_from_run_to_run(client):
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_fit_is_bit_identical_from_run_to_run(client, dropout):
     X, Y = sequences()
     runs = []
     for _ in range(2):
-        model = make_model(bidirectional=False)
+        model = make_model(bidirectional=False, dropout=dropout)
         history = rd.fit(model, X, Y, client=client, epochs=2, batch_size=8, tbptt=4, clip=1.0,
                          seed=5, progress=False, timeout=WAIT_S)
         runs.append((model, history))

@@ -74,8 +74,8 @@ class _ModelSpec:
         params = model.state_dict()
         return cls(type(model), model.config(), params, dask.base.tokenize(model.config(), params))
 
-    def build(self):
-        model = self.cls(**self.config)
+    def build(self, seed=None):
+        model = self.cls(**self.config, seed=seed)  # the seed only drives dropout masks here
         model.load_state_dict(self.params)
         return model
 
@@ -102,9 +102,9 @@ class _Replica:
     """A model replica and its shard of the data, living on one worker as a Dask actor."""
 
     def __init__(self, spec: _ModelSpec, shard: _Shard, loss_fn, sequences: bool, chunk: int,
-                 optimizer_state: tuple | None = None):
+                 seed: list[int], optimizer_state: tuple | None = None):
         _use_worker_threads()
-        self.model = spec.build().train()
+        self.model = spec.build(seed).train()
         self.loss_fn, self.chunk, self.sequences = loss_fn, chunk, sequences
         if sequences:  # (no sequences at all when there are more workers than sequences)
             self.data = _Sequences(self.model, shard.X, shard.Y, shard.mask) if shard.X else None
@@ -209,8 +209,9 @@ def fit(model, X, Y, *, client: Client, loss="mse", optimizer=None, epochs=1, ba
     Raises WorkerLost (naming the step) if a worker dies or leaves, or does not answer within
     `timeout`; the model then holds the parameters of the last completed step.
 
-    Dropout: each replica draws its own masks, so with dropout > 0 the parameters are not
-    ``rnncore.fit``'s (still reproducible run to run). ``model.h_n`` is not set.
+    Dropout: replica k draws its masks from ``np.random.default_rng([seed or 0, k])``, so with
+    dropout > 0 the parameters are not ``rnncore.fit``'s (they are reproducible run to run, but a
+    resumed run draws other masks than an uninterrupted one). ``model.h_n`` is not set.
     """
     loss_fn = _LOSSES.get(loss, loss) if isinstance(loss, str) else loss
     if not callable(loss_fn):
@@ -281,7 +282,9 @@ def fit(model, X, Y, *, client: Client, loss="mse", optimizer=None, epochs=1, ba
         replicas: list[Any] = []  # actors: their methods return ActorFutures
         for k, address in enumerate(workers):
             data_k = client.scatter(shard(k), workers=[address], hash=False)
-            actor = client.submit(_Replica, spec, data_k, loss_fn, sequences, chunk, opt_state,
+            dropout_seed = [int(seed) if isinstance(seed, (int, np.integer)) else 0, k]
+            actor = client.submit(_Replica, spec, data_k, loss_fn, sequences, chunk, dropout_seed,
+                                  opt_state,
                                   actor=True, workers=[address], allow_other_workers=False,
                                   pure=False)
             futures += [data_k, actor]
