@@ -52,14 +52,16 @@ def cluster(n_workers):
 
 
 def seconds_per_step(client, X, Y, epochs, **kwargs):
-    """Median time of an epoch after the first (actor start-up, first touch) over its steps."""
-    stamps = []
+    """Median time of an epoch after the first (actor start-up, first touch) over its steps, and
+    the slowest worker's mean time inside a replica's step() (over every step)."""
+    stamps: list[float] = []
+    stats: dict = {}
     model = make_model()
     rd.fit(model, X, Y, client=client, epochs=epochs, batch_size=BATCH, progress=False,
-           optimizer=rnncore.optim.Adam(model), timeout=600,
+           optimizer=rnncore.optim.Adam(model), timeout=600, _stats=stats,
            callback=lambda epoch, loss: stamps.append(time.perf_counter()), **kwargs)
     steps = X.shape[1] // BATCH
-    return statistics.median(np.diff(stamps)) / steps
+    return statistics.median(np.diff(stamps)) / steps, max(stats["busy"]) / (steps * epochs)
 
 
 def comm_per_step(client, workers, params, grads, rounds=20):
@@ -132,24 +134,29 @@ def main():
                 for k, p in alone.parameters().items():
                     np.testing.assert_allclose(ours.parameters()[k], p, rtol=1e-4, atol=1e-6,
                                                err_msg=k)
-            step = seconds_per_step(client, X, Y, args.epochs, shuffle=False)
-            rows[n_workers] = dict(step=step, comm=comm_per_step(client, workers, params, grads))
+            step, busy = seconds_per_step(client, X, Y, args.epochs, shuffle=False)
+            rows[n_workers] = dict(step=step, busy=busy,
+                                   comm=comm_per_step(client, workers, params, grads))
             if n_workers == 2:
                 rows["replicas"] = seconds_per_step(client, X, Y, args.epochs, shuffle=False,
-                                                    _step_on="replicas")
+                                                    _step_on="replicas")[0]
                 rows["shuffled"] = seconds_per_step(client, X, Y, args.epochs, shuffle=True,
-                                                    seed=0)
+                                                    seed=0)[0]
 
     print(f"S3 training (T={T}, I={I}, H={H}, O={O}, global batch {BATCH}), float32, LocalCluster "
           f"of worker processes x 1 thread, loopback; parameters {size_mb:.2f} MB")
-    print("workers  s/step  sequences/s   compute  comm (round trip)  driver (sum + Adam)  other")
+    print("seconds per step: compute = forward + backward of a worker's share in this process; "
+          "in replica = a replica's time in step() (compute, data indexing, loading parameters); "
+          "comm = round trip without compute; other = step - in replica - comm - driver")
+    print("workers  s/step  sequences/s  compute  in replica  comm (round trip)  "
+          "driver (sum + Adam)   other")
     for w in (1, 2):
         r = rows[w]
         comp, drv = compute[BATCH // w], driver(w)
-        other = r["step"] - comp - r["comm"] - drv
-        print(f"{w:7d}  {r['step']:6.3f}  {BATCH / r['step']:11.1f}   {comp:7.3f}  "
-              f"{r['comm']:8.4f} ({r['comm'] / r['step']:5.1%})  {drv:8.4f} ({drv / r['step']:5.1%})"
-              f"    {other:+.4f}")
+        other = r["step"] - r["busy"] - r["comm"] - drv
+        print(f"{w:7d}  {r['step']:6.3f}  {BATCH / r['step']:11.1f}  {comp:7.3f}  "
+              f"{r['busy']:10.3f}  {r['comm']:8.4f} ({r['comm'] / r['step']:5.1%})  "
+              f"{drv:9.4f} ({drv / r['step']:5.1%})  {other:+.4f}")
     print(f"speedup 2 workers / 1 worker: {rows[1]['step'] / rows[2]['step']:.2f}x "
           f"(compute alone: {compute[BATCH] / compute[BATCH // 2]:.2f}x)")
     print(f"serialisation (pickle out and back of parameters + one gradient): {serialise:.4f} s")

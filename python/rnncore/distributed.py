@@ -26,6 +26,7 @@ import math
 import os
 import tempfile
 import threading
+import time
 from typing import Any
 
 import dask
@@ -113,12 +114,20 @@ class _Replica:
         self.h: np.ndarray | None = None  # the carried state of the current batch's rows
         self.batch: tuple | None = None  # (rows, x, y, mask, lengths) of the current batch
         self.optimizer: Any = None
+        self.busy = 0.0  # seconds spent in step(), for bench/dask_scaling.py
         if optimizer_state is not None:  # replicas apply the optimizer step themselves
             opt_cls, hyper, state = optimizer_state
             self.optimizer = opt_cls(self.model, **hyper)
             self.optimizer.load_state_dict({"state": state, "hyperparameters": hyper})
 
-    def step(self, rows, index: int, params=None, grads=None, clip=None, h=None):
+    def step(self, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return self._step(*args, **kwargs)
+        finally:
+            self.busy += time.perf_counter() - start
+
+    def _step(self, rows, index: int, params=None, grads=None, clip=None, h=None):
         """Set the parameters (or apply the optimizer with the summed `grads`), then train on
         chunk `index` of the local `rows` of a global batch. Returns (grads or None, loss sum,
         targets counted)."""
@@ -174,6 +183,9 @@ class _Replica:
         n = int(m.sum()) if m is not None else y.shape[0] * y.shape[1]
         return model.grads, value * n, n
 
+    def busy_seconds(self) -> float:
+        return self.busy
+
     def carried_state(self):
         return self.h
 
@@ -188,7 +200,7 @@ class _Replica:
 def fit(model, X, Y, *, client: Client, loss="mse", optimizer=None, epochs=1, batch_size=32,
         tbptt=None, clip=None, shuffle=True, seed=None, progress=True, callback=None, mask=None,
         checkpoint=None, checkpoint_every=None, resume=None, timeout=None,
-        _step_on="driver") -> list[float]:
+        _step_on="driver", _stats=None) -> list[float]:
     """``rnncore.fit`` on the workers of a Dask cluster: the same arguments (after `client`),
     the same global minibatches (the same shuffle for the same `seed`) and the same loss history;
     the parameters equal ``rnncore.fit``'s to float rounding (the gradient of a batch is summed
@@ -356,6 +368,9 @@ def fit(model, X, Y, *, client: Client, loss="mse", optimizer=None, epochs=1, ba
                 order = None
                 if callback is not None and callback(epoch, history[-1]) is True:
                     break
+        if _stats is not None:  # for bench/dask_scaling.py: each worker's time in step()
+            _stats["busy"] = [_result(a.busy_seconds(), timeout, workers[k], position["step"],
+                                      client) for k, a in enumerate(replicas)]
         if _step_on == "replicas" and summed is not None:
             _sync(replicas, summed, clip, model, optimizer, timeout, workers, position["step"],
                   client)
