@@ -151,28 +151,46 @@ def killer(flag, at_call):
     return loss
 
 
-def test_killed_worker_raises_and_resume_gives_the_uninterrupted_result(client, tmp_path):
-    X, Y = arrays(N=32, T=12)
+@pytest.mark.parametrize("case", ["arrays", "lengths"])
+def test_killed_worker_raises_and_resume_gives_the_uninterrupted_result(client, tmp_path, case):
+    X, Y = arrays(N=32, T=12) if case == "arrays" else sequences(N=24)
     kwargs = dict(client=client, epochs=2, batch_size=8, tbptt=4, shuffle=True, seed=7,
                   progress=False, timeout=WAIT_S)
     whole = make_model(bidirectional=False)
-    want = rd.fit(whole, X, Y, **kwargs)  # 2 epochs x 4 batches x 3 chunks = 24 steps
+    want = rd.fit(whole, X, Y, **kwargs)  # arrays: 2 epochs x 4 batches x 3 chunks = 24 steps
 
     model = make_model(bidirectional=False)
     ckpt = tmp_path / "ckpt.npz"
     before = set(client.scheduler_info(n_workers=-1)["workers"])
-    with pytest.raises(rd.WorkerLost, match="during optimizer step 8 ") as err:
+    with pytest.raises(rd.WorkerLost, match="during optimizer step ") as err:
         rd.fit(model, X, Y, loss=killer(str(tmp_path / "killed"), 8), checkpoint=ckpt,
-               checkpoint_every=5, **kwargs)  # both replicas have rows in every step: call = step
-    assert err.value.step == 8 and err.value.checkpoint_step == 5 and err.value.worker in before
-    assert isinstance(err.value, RuntimeError)
+               checkpoint_every=5, **kwargs)
+    if case == "arrays":  # both replicas have rows in every step: call = step
+        assert err.value.step == 8
+    assert err.value.checkpoint_step == (err.value.step - 1) // 5 * 5 > 0
+    assert err.value.worker in before and isinstance(err.value, RuntimeError)
     two_workers_again(client, err.value.worker)
     assert rnncore.RNNModel.load(ckpt).config() == model.config()  # an ordinary model file too
+    with np.load(ckpt) as saved:
+        assert "train/carried/0" in saved  # written inside a batch: resuming needs the states
 
     resumed = make_model(bidirectional=False, seed=9)  # parameters come from the checkpoint
-    got = rd.fit(resumed, X, Y, resume=ckpt, **kwargs)  # resumes mid-batch (chunk 2 of 3)
+    got = rd.fit(resumed, X, Y, resume=ckpt, **kwargs)
     assert_same_parameters(resumed, whole)
     assert got == want
+
+
+def test_a_worker_that_does_not_answer_in_time_raises_worker_lost(client):
+    def stalls(pred, target, mask):  # the replicas' second call takes 2 s
+        stalls.calls = getattr(stalls, "calls", 0) + 1
+        if stalls.calls == 2:
+            time.sleep(2)
+        return rnncore.losses.mse(pred, target, mask)
+
+    X, Y = arrays(N=16)
+    with pytest.raises(rd.WorkerLost, match=r"during optimizer step 2 \(no answer within 0.5 s"):
+        rd.fit(make_model(), X, Y, client=client, loss=stalls, batch_size=8, progress=False,
+               timeout=0.5)
 
 
 def test_predict_on_a_chunked_dask_array_equals_the_model(client):

@@ -296,75 +296,77 @@ def fit(model, X, Y, *, client: Client, loss="mse", optimizer=None, epochs=1, ba
             data_k = client.scatter(shard(k), workers=[address], hash=False)
             dropout_seed = [int(seed) if isinstance(seed, (int, np.integer)) else 0, k]
             actor = client.submit(_Replica, spec, data_k, loss_fn, sequences, chunk, dropout_seed,
-                                  opt_state,
-                                  actor=True, workers=[address], allow_other_workers=False,
-                                  pure=False)
+                                  opt_state, actor=True, workers=[address],
+                                  allow_other_workers=False, pure=False)
             futures += [data_k, actor]
             replicas.append(actor)
         replicas = [_result(a, timeout, workers[k], position["step"] + 1, client)
                     for k, a in enumerate(replicas)]
 
+        def train_step(step, local, c, h):
+            """One optimizer step: every replica's share of chunk c, then the update."""
+            nonlocal summed
+            send: dict[str, Any] = {}  # nothing before the replicas' first step
+            if summed is not None and _step_on == "driver":
+                send = dict(params=model.state_dict())
+            elif summed is not None:  # the replicas apply the previous step first
+                send = dict(grads=summed, clip=clip)
+            calls = [a.step(local[k], c, h=h[k], **send) for k, a in enumerate(replicas)]
+            answers = [_result(f, timeout, workers[k], step, client, checkpoint_step)
+                       for k, f in enumerate(calls)]
+            n = sum(a[2] for a in answers)
+            summed = _sum_gradients(model, answers, n)
+            if _step_on == "driver":
+                for name, g in model.grads.items():
+                    g[...] = summed[name]
+                if clip is not None:
+                    rnncore.clip_grad_norm(model, clip)
+                optimizer.step()
+            return sum(a[1] for a in answers), n  # the loss summed over the n targets
+
+        def save(step):
+            nonlocal summed
+            if _step_on == "replicas":  # the replicas step now, and the driver takes the result
+                _sync(replicas, summed, clip, model, optimizer, timeout, workers, step, client)
+                summed = None
+            states = None
+            if position["chunk"]:  # inside a batch: the state each replica carries on
+                states = [_result(a.carried_state(), timeout, workers[k], step, client,
+                                  checkpoint_step) for k, a in enumerate(replicas)]
+            _write_checkpoint(os.fspath(checkpoint), model, optimizer, settings, position, order,
+                              rng, history, states)
+
+        # `position` is always the next step to run: epoch, batch, chunk (and the step count, the
+        # loss total and target count of the epoch so far).
         total_steps = None if sequences else epochs * len(batches) * n_chunks(None)
         bar = tqdm(total=total_steps, initial=position["step"], disable=not progress, unit="step",
                    leave=False, dynamic_ncols=True)
-        summed = None
+        summed: dict | None = None  # the latest step's gradient
         with bar:
             for epoch in range(position["epoch"], epochs + 1):
-                resuming = epoch == position["epoch"] and order is not None
-                if not resuming:
+                if order is None:  # a new epoch, not one resumed in its middle
                     order = rng.permutation(N) if shuffle else np.arange(N)
-                    position.update(total=0.0, counted=0)
-                assert order is not None
-                for b in range(position["batch"] if resuming else 0, len(batches)):
+                    position.update(batch=0, chunk=0, total=0.0, counted=0)
+                for b in range(position["batch"], len(batches)):
                     rows = order[batches[b]]
                     local = [rows[rows % W == k] // W for k in range(W)]  # each worker's share
-                    first = position["chunk"] if resuming and b == position["batch"] else 0
-                    for c in range(first, n_chunks(rows)):
+                    last = n_chunks(rows) - 1
+                    for c in range(position["chunk"], last + 1):
                         step = position["step"] + 1
                         h = carried if carried is not None else [None] * W
                         carried = None
-                        send: dict[str, Any] = {}  # nothing for the replicas' first step
-                        if _step_on == "driver" and summed is not None:
-                            send = dict(params=model.state_dict())
-                        elif summed is not None:
-                            send = dict(grads=summed, clip=clip)
-                        calls = [a.step(local[k], c, h=h[k], **send)
-                                 for k, a in enumerate(replicas)]
-                        answers = [_result(f, timeout, workers[k], step, client, checkpoint_step)
-                                   for k, f in enumerate(calls)]
-                        n = sum(a[2] for a in answers)
-                        value = sum(a[1] for a in answers) / n if n else 0.0
-                        summed = _sum_gradients(model, answers, n)
-                        if _step_on == "driver":
-                            for name, g in model.grads.items():
-                                g[...] = summed[name]
-                            if clip is not None:
-                                rnncore.clip_grad_norm(model, clip)
-                            optimizer.step()
-                        position.update(step=step, total=position["total"] + value * n,
-                                        counted=position["counted"] + n)
-                        bar.set_postfix(epoch=epoch, loss=f"{position['total'] / max(position['counted'], 1):.4f}",
-                                        refresh=False)
+                        total, n = train_step(step, local, c, h)
+                        position.update(step=step, total=position["total"] + total,
+                                        counted=position["counted"] + n,
+                                        batch=b + (c == last), chunk=0 if c == last else c + 1)
+                        mean = position["total"] / max(position["counted"], 1)
+                        bar.set_postfix(epoch=epoch, loss=f"{mean:.4f}", refresh=False)
                         bar.update()
                         if checkpoint_every and step % checkpoint_every == 0:
-                            if _step_on == "replicas":  # the replicas step now, not later
-                                _sync(replicas, summed, clip, model, optimizer, timeout, workers,
-                                      step, client)
-                                summed = None
-                            nxt = dict(epoch=epoch, batch=b, chunk=c + 1)
-                            if c + 1 == n_chunks(rows):
-                                nxt = dict(epoch=epoch, batch=b + 1, chunk=0)
-                            states = None
-                            if nxt["chunk"]:
-                                states = [_result(a.carried_state(), timeout, workers[k], step,
-                                                  client, checkpoint_step)
-                                          for k, a in enumerate(replicas)]
-                            _write_checkpoint(os.fspath(checkpoint), model, optimizer, settings,
-                                              {**position, **nxt}, order, rng, history, states)
+                            save(step)
                             checkpoint_step = step
-                position.update(batch=0, chunk=0)
                 history.append(position["total"] / max(position["counted"], 1))
-                position.update(epoch=epoch + 1, total=0.0, counted=0)
+                position.update(epoch=epoch + 1, batch=0, chunk=0, total=0.0, counted=0)
                 order = None
                 if callback is not None and callback(epoch, history[-1]) is True:
                     break
@@ -375,8 +377,8 @@ def fit(model, X, Y, *, client: Client, loss="mse", optimizer=None, epochs=1, ba
             _sync(replicas, summed, clip, model, optimizer, timeout, workers, position["step"],
                   client)
         if checkpoint is not None and position["step"] != checkpoint_step:
-            _write_checkpoint(os.fspath(checkpoint), model, optimizer, settings,
-                              dict(position, batch=0, chunk=0), None, rng, history, None)
+            _write_checkpoint(os.fspath(checkpoint), model, optimizer, settings, position, None,
+                              rng, history, None)
     finally:
         client.cancel(futures)
     return history
