@@ -4,7 +4,8 @@ breakdown of a step: compute (forward + backward of a worker's share, timed in t
 communication (an actor round trip carrying the parameters out and a gradient back, no compute:
 serialisation + transfer + actor dispatch), serialisation alone, and the driver's own work (sum
 of the gradients and the optimizer step). Also the other design: every replica applies the
-optimizer step (`_step_on="replicas"`) against the driver applying it and sending parameters.
+optimizer step (`_step_on="replicas"`) against the driver applying it and sending parameters; and
+shuffled batches, whose shares per worker are uneven unless `replicate_data=True`.
 
     python bench/dask_scaling.py [--steps-per-epoch K] [--epochs E]
 
@@ -142,6 +143,8 @@ def main():
                                                     _step_on="replicas")[0]
                 rows["shuffled"] = seconds_per_step(client, X, Y, args.epochs, shuffle=True,
                                                     seed=0)[0]
+                rows["replicated"] = seconds_per_step(client, X, Y, args.epochs, shuffle=True,
+                                                      seed=0, replicate_data=True)[0]
 
     print(f"S3 training (T={T}, I={I}, H={H}, O={O}, global batch {BATCH}), float32, LocalCluster "
           f"of worker processes x 1 thread, loopback; parameters {size_mb:.2f} MB")
@@ -164,7 +167,9 @@ def main():
           f"{rows['replicas']:.3f} s/step ({rows['replicas'] / rows[2]['step']:.3f}x the "
           f"driver's)")
     print(f"2 workers, shuffled batches (uneven shares per worker): {rows['shuffled']:.3f} s/step "
-          f"({rows['shuffled'] / rows[2]['step']:.3f}x unshuffled)")
+          f"({rows['shuffled'] / rows[2]['step']:.3f}x unshuffled); with replicate_data=True "
+          f"(even shares): {rows['replicated']:.3f} s/step "
+          f"({rows['replicated'] / rows[2]['step']:.3f}x unshuffled)")
 
 
 if __name__ == "__main__":

@@ -65,9 +65,10 @@ def train_both(make, X, Y, client, **kwargs):
     """The same training in one process and on the cluster; the two models, histories."""
     ours, theirs = make(), make()
     kwargs = dict(dict(progress=False, seed=3), **kwargs)
+    only_ours = {k: kwargs.pop(k) for k in ("replicate_data",) if k in kwargs}
     want = rnncore.fit(theirs, X, Y, optimizer=rnncore.optim.Adam(theirs, lr=0.01), **kwargs)
     got = rd.fit(ours, X, Y, client=client, optimizer=rnncore.optim.Adam(ours, lr=0.01),
-                 timeout=WAIT_S, **kwargs)
+                 timeout=WAIT_S, **kwargs, **only_ours)
     return ours, theirs, got, want
 
 
@@ -92,6 +93,11 @@ FIT_CASES = {
                             lambda: tuple(a.swapaxes(0, 1) for a in arrays()),
                             dict(epochs=4, batch_size=8)),
 }
+
+
+FIT_CASES["lengths+tbptt, replicate_data"] = (*FIT_CASES["lengths+tbptt+mask"][:2],
+                                              dict(epochs=2, batch_size=5, tbptt=6,
+                                                   replicate_data=True))
 
 
 @pytest.mark.parametrize("case", sorted(FIT_CASES))

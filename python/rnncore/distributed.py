@@ -200,7 +200,7 @@ class _Replica:
 def fit(model, X, Y, *, client: Client, loss="mse", optimizer=None, epochs=1, batch_size=32,
         tbptt=None, clip=None, shuffle=True, seed=None, progress=True, callback=None, mask=None,
         checkpoint=None, checkpoint_every=None, resume=None, timeout=None,
-        _step_on="driver", _stats=None) -> list[float]:
+        replicate_data=False, _step_on="driver", _stats=None) -> list[float]:
     """``rnncore.fit`` on the workers of a Dask cluster: the same arguments (after `client`),
     the same global minibatches (the same shuffle for the same `seed`) and the same loss history;
     the parameters equal ``rnncore.fit``'s to float rounding (the gradient of a batch is summed
@@ -208,7 +208,11 @@ def fit(model, X, Y, *, client: Client, loss="mse", optimizer=None, epochs=1, ba
 
     client: a ``distributed.Client``; every worker it has when fit starts gets a replica (worker
     k of W, in address order, holds sequences k, k + W, ...). A global minibatch is split by
-    those rows, so a worker computes the part of it that it holds.
+    those rows, so a worker computes the part of it that it holds: with ``shuffle`` the shares of
+    a batch are uneven (binomial) and each step waits for the largest.
+    replicate_data: True sends every worker all of X and Y (once; W times the memory, on W
+    machines) and splits each global batch into W parts of equal size by position instead: no
+    uneven shares.
     checkpoint: a path written every `checkpoint_every` optimizer steps and after the last: an
     rnncore model file (``rnncore.RNNModel.load`` reads it) with the optimizer state and the
     position in training as extra entries. resume: a checkpoint path to continue from (the same
@@ -257,7 +261,7 @@ def fit(model, X, Y, *, client: Client, loss="mse", optimizer=None, epochs=1, ba
         raise ValueError("client: the cluster has no workers")
     W = len(workers)
     settings = dict(N=N, T=T, batch_size=batch_size, tbptt=tbptt or 0, shuffle=bool(shuffle),
-                    epochs=epochs, workers=W)
+                    epochs=epochs, workers=W, replicate_data=bool(replicate_data))
 
     def n_chunks(rows):
         longest = int(data.lengths[rows].max()) if sequences else T
@@ -276,6 +280,8 @@ def fit(model, X, Y, *, client: Client, loss="mse", optimizer=None, epochs=1, ba
     model.train()
 
     def shard(k):
+        if replicate_data:
+            return _Shard(data.xs, data.ys, data.masks) if sequences else _Shard(X, Y, mask)
         if sequences:
             pick = range(k, N, W)
             return _Shard([data.xs[i] for i in pick], [data.ys[i] for i in pick],
@@ -293,7 +299,9 @@ def fit(model, X, Y, *, client: Client, loss="mse", optimizer=None, epochs=1, ba
     try:
         replicas: list[Any] = []  # actors: their methods return ActorFutures
         for k, address in enumerate(workers):
-            data_k = client.scatter(shard(k), workers=[address], hash=False)
+            if k == 0 or not replicate_data:
+                data_k = client.scatter(shard(k), workers=None if replicate_data else [address],
+                                        broadcast=bool(replicate_data), hash=False)
             dropout_seed = [int(seed) if isinstance(seed, (int, np.integer)) else 0, k]
             actor = client.submit(_Replica, spec, data_k, loss_fn, sequences, chunk, dropout_seed,
                                   opt_state, actor=True, workers=[address],
@@ -349,7 +357,10 @@ def fit(model, X, Y, *, client: Client, loss="mse", optimizer=None, epochs=1, ba
                     position.update(batch=0, chunk=0, total=0.0, counted=0)
                 for b in range(position["batch"], len(batches)):
                     rows = order[batches[b]]
-                    local = [rows[rows % W == k] // W for k in range(W)]  # each worker's share
+                    if replicate_data:  # W parts of (nearly) equal size
+                        local = np.array_split(rows, W)
+                    else:  # the rows that each worker holds, as indices into its shard
+                        local = [rows[rows % W == k] // W for k in range(W)]
                     last = n_chunks(rows) - 1
                     for c in range(position["chunk"], last + 1):
                         step = position["step"] + 1
@@ -485,7 +496,7 @@ def _read_checkpoint(path, model, optimizer, settings) -> dict:
     if meta["version"] != CHECKPOINT_VERSION:
         raise ValueError(f"resume: checkpoint format {meta['version']} is not supported")
     mismatch = {k: (v, settings[k]) for k, v in meta["settings"].items()
-                if settings[k] != v and k not in ("workers", "epochs")}
+                if settings[k] != v and k not in ("workers", "epochs", "replicate_data")}
     if mismatch:
         raise ValueError(f"resume: the checkpoint was written by a run with other settings "
                          f"(saved, now): {mismatch}")
@@ -498,10 +509,11 @@ def _read_checkpoint(path, model, optimizer, settings) -> dict:
     position = dict(meta["position"], total=float(arrays["train/total"]))
     carried = None
     if position["chunk"]:  # mid-batch: each replica's carried state
-        if meta["settings"]["workers"] != settings["workers"]:
-            raise ValueError(f"resume: the checkpoint was written mid-batch on "
-                             f"{meta['settings']['workers']} workers; resume it on as many "
-                             f"(the cluster has {settings['workers']})")
+        written = {k: meta["settings"][k] for k in ("workers", "replicate_data")}
+        if written != {k: settings[k] for k in written}:
+            raise ValueError(f"resume: the checkpoint was written inside a batch by a run with "
+                             f"{written}; resume it with the same (got {settings['workers']} "
+                             f"workers, replicate_data={settings['replicate_data']})")
         carried = [arrays.get(f"train/carried/{k}") for k in range(settings["workers"])]
     state: dict[str, dict] = {}
     for key, value in arrays.items():
