@@ -8,7 +8,7 @@ workers of a cluster, equal to one machine. Needs the ``dask`` extra (``pip inst
     >>> y = rnncore.distributed.predict(model, dask_x).compute()
 
 fit: each worker holds a replica of the model (a Dask actor) and its shard of the data (rows
-k, k + W, k + 2W, ... of W workers, scattered once). Every step the driver sends the current
+k, k + W, k + 2W, ... of W workers, scattered once; or all of it, with replicate_data). Every step the driver sends the current
 parameters and the rows of the global minibatch that each worker holds; each replica returns the
 gradient of its share and its loss sum and target count; the driver sums the gradients in worker
 order (reproducible bit for bit), scales them to the global batch's mean, clips their global norm
@@ -20,9 +20,9 @@ Shape letters: T steps, N sequences, B sequences in a minibatch, I input, O outp
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
-import math
 import os
 import tempfile
 import threading
@@ -423,8 +423,8 @@ def _result(future, timeout, worker, step, client, checkpoint_step=None):
     """future.result(timeout), with a lost worker or a timeout turned into WorkerLost."""
     try:
         return future.result(timeout=timeout)
-    except (OSError, TimeoutError) as err:  # CommClosedError is an OSError
-        if isinstance(err, TimeoutError):
+    except (OSError, asyncio.TimeoutError) as err:  # CommClosedError and TimeoutError: OSErrors
+        if isinstance(err, (TimeoutError, asyncio.TimeoutError)):  # the same class from 3.11
             reason = f"no answer within {timeout} s"
         else:
             reason = f"{type(err).__name__}: {err}"
