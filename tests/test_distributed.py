@@ -95,6 +95,9 @@ FIT_CASES = {
 }
 
 
+FIT_CASES["cross_entropy"] = (lambda: make_model(output_size=4),
+                             lambda: (arrays()[0], np.random.default_rng(5).integers(0, 4, (9, 40))),
+                             dict(epochs=4, batch_size=8, loss="cross_entropy"))
 FIT_CASES["lengths+tbptt, replicate_data"] = (*FIT_CASES["lengths+tbptt+mask"][:2],
                                               dict(epochs=2, batch_size=5, tbptt=6,
                                                    replicate_data=True))

@@ -221,6 +221,8 @@ def fit(model, X, Y, *, client: Client, loss="mse", optimizer=None, epochs=1, ba
     uninterrupted run, bit for bit on the same number of workers. The returned history covers all
     epochs, the saved ones included.
     timeout: seconds to wait for the workers at each step (None: no limit).
+    loss: as in ``rnncore.fit``; a function of your own must return the mean over the targets
+    its mask counts, as the built-in ones do (each replica's gradient is rescaled by its count).
 
     Raises WorkerLost (naming the step) if a worker dies or leaves, or does not answer within
     `timeout`; the model then holds the parameters of the last completed step.
