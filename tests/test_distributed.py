@@ -190,16 +190,16 @@ def test_killed_worker_raises_and_resume_gives_the_uninterrupted_result(client, 
 
 
 def test_a_worker_that_does_not_answer_in_time_raises_worker_lost(client):
-    def stalls(pred, target, mask):  # the replicas' second call takes 2 s
+    def stalls(pred, target, mask):  # the replicas' third call takes 2.5 s
         stalls.calls = getattr(stalls, "calls", 0) + 1
-        if stalls.calls == 2:
-            time.sleep(2)
+        if stalls.calls == 3:
+            time.sleep(2.5)
         return rnncore.losses.mse(pred, target, mask)
 
     X, Y = arrays(N=16)
-    with pytest.raises(rd.WorkerLost, match=r"during optimizer step 2 \(no answer within 0.5 s"):
-        rd.fit(make_model(), X, Y, client=client, loss=stalls, batch_size=8, progress=False,
-               timeout=0.5)
+    with pytest.raises(rd.WorkerLost, match=r"during optimizer step 3 \(no answer within 1.0 s"):
+        rd.fit(make_model(), X, Y, client=client, loss=stalls, epochs=2, batch_size=8,
+               progress=False, timeout=1.0)
 
 
 def test_predict_on_a_chunked_dask_array_equals_the_model(client):
