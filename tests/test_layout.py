@@ -27,6 +27,7 @@ LAYERS = {
                  "rnncore.datasets"],
     "input/output": ["rnncore.io", "rnncore.onnx"],
     "public API": ["rnncore"],
+    "scale-out": ["rnncore.distributed"],
     "command line": ["rnncore.demo", "rnncore.bench", "rnncore.__main__"],
 }
 
