@@ -21,7 +21,7 @@ PACKAGE = Path(rnncore.__file__).resolve().parent
 LAYERS = {
     "helpers": ["rnncore._core", "rnncore._checks", "rnncore._registry", "rnncore.isa",
                 "rnncore.threads", "rnncore.lengths"],
-    "layers": ["rnncore.rnn", "rnncore.head"],
+    "layers": ["rnncore.rnn", "rnncore.head", "rnncore.readout", "rnncore.embedding"],
     "models": ["rnncore.model"],
     "training": ["rnncore.losses", "rnncore.optim", "rnncore.training", "rnncore.sampling",
                  "rnncore.datasets"],

@@ -21,6 +21,7 @@ import scipy_openblas32  # noqa: F401
 from . import _core, losses, optim
 from . import io  # registers the code of RNN.from_torch, RNNModel.save, ... (_registry.py)
 from . import onnx  # rnncore.onnx.export; kept out of __all__, where it would shadow onnx
+from .embedding import Embedding
 from .isa import available_isas, get_isa, set_isa
 from .lengths import length_mask
 from .model import RNNModel
@@ -39,6 +40,6 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0+unknown"
 
-__all__ = ["RNN", "RNNModel", "losses", "optim", "fit", "clip_grad_norm", "sample", "one_hot",
+__all__ = ["RNN", "RNNModel", "Embedding", "losses", "optim", "fit", "clip_grad_norm", "sample", "one_hot",
            "get_num_threads", "set_num_threads", "length_mask", "set_isa", "get_isa",
            "available_isas", "__version__"]

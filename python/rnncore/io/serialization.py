@@ -98,7 +98,9 @@ def _parameter_count(config: dict) -> int | None:
     D = 2 if config.get("bidirectional") is True else 1
     rnn = D * (H * I + (L - 1) * H * D * H + L * (H * H + 2 * H))  # W_ih, W_hh, b_ih, b_hh
     widths = [D * H, *head, O]
-    return rnn + sum(a * b + b for a, b in zip(widths, widths[1:]))  # weight, bias per Linear
+    V = config.get("vocab_size")
+    embedding = V * I if type(V) is int and V > 0 else 0
+    return embedding + rnn + sum(a * b + b for a, b in zip(widths, widths[1:]))  # weight, bias per Linear
 
 
 def _read_npz(path: str) -> dict[str, np.ndarray]:

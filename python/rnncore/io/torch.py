@@ -148,7 +148,8 @@ def _head_layout(torch: Any, head: Any, width: int, dtype: np.dtype) -> tuple[tu
 
 
 @implements("RNNModel.from_torch")
-def model_from_torch(cls: type[RNNModel], rnn_module: Any, head: Any) -> RNNModel:
+def model_from_torch(cls: type[RNNModel], rnn_module: Any, head: Any, readout: str = "all",
+                     embedding: Any = None) -> RNNModel:
     torch = _import_torch()
     dtype = _check_torch_rnn(torch, rnn_module)
     if not rnn_module.bias:
@@ -156,14 +157,28 @@ def model_from_torch(cls: type[RNNModel], rnn_module: Any, head: Any) -> RNNMode
                          "bias=False")
     D = 2 if rnn_module.bidirectional else 1
     hidden, activation, output_size = _head_layout(torch, head, D * rnn_module.hidden_size, dtype)
+    tokens: dict = {}
+    if embedding is not None:
+        if not isinstance(embedding, torch.nn.Embedding):
+            raise TypeError(f"from_torch: expected the embedding as a torch.nn.Embedding, got "
+                            f"{type(embedding).__name__}")
+        if embedding.embedding_dim != rnn_module.input_size:
+            raise ValueError(f"from_torch: the embedding's embedding_dim should be the RNN's "
+                             f"input_size {rnn_module.input_size}, got {embedding.embedding_dim}")
+        if _numpy_dtype(torch, [embedding.weight], "from_torch (embedding)") != dtype:
+            raise TypeError("from_torch: the embedding's dtype differs from the RNN's")
+        tokens = dict(vocab_size=embedding.num_embeddings, padding_idx=embedding.padding_idx)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", _DROPOUT_WARNING, UserWarning)
         model = cls(rnn_module.input_size, rnn_module.hidden_size, output_size,
                     num_layers=rnn_module.num_layers, head=hidden, head_activation=activation,
                     nonlinearity=rnn_module.nonlinearity, bidirectional=rnn_module.bidirectional,
-                    batch_first=rnn_module.batch_first, dropout=rnn_module.dropout, dtype=dtype)
+                    batch_first=rnn_module.batch_first, dropout=rnn_module.dropout, dtype=dtype,
+                    readout=readout, **tokens)
     state = {**{f"rnn.{k}": v for k, v in _numpy_state(rnn_module).items()},
              **{f"head.{k}": v for k, v in _numpy_state(head).items()}}
+    if embedding is not None:
+        state["embedding.weight"] = _numpy_state(embedding)["weight"]
     model.load_state_dict(state)
     return model.train(rnn_module.training)
 
@@ -173,15 +188,29 @@ def _torch_model_class() -> type:
     module_base: Any = _import_torch().nn.Module
 
     class TorchRNNModel(module_base):
-        """RNNModel in torch: ``y, h_n = module(x, h0=None)`` with ``y = head(rnn(x, h0)[0])``."""
+        """RNNModel in torch: ``y, h_n = module(x, h0=None)`` with ``y = head(rnn(x, h0)[0])``
+        for readout "all", ``head(cat(h_n[-D:], -1))`` for "last" and ``head(output.mean(time))``
+        for "mean"."""
 
-        def __init__(self, rnn: Any, head: Any) -> None:
+        def __init__(self, rnn: Any, head: Any, readout: str = "all",
+                     embedding: Any = None) -> None:
             super().__init__()
+            if embedding is not None:  # registered first: its name leads the state dict
+                self.embedding = embedding
             self.rnn = rnn
             self.head = head
+            self.readout = readout
 
         def forward(self, x: Any, h0: Any = None) -> tuple[Any, Any]:
+            if hasattr(self, "embedding"):
+                x = self.embedding(x)
             output, h_n = self.rnn(x, h0)
+            if self.readout == "last":
+                D = 2 if self.rnn.bidirectional else 1
+                return self.head(_import_torch().cat(list(h_n[-D:]), -1)), h_n
+            if self.readout == "mean":
+                time = 1 if self.rnn.batch_first and output.dim() == 3 else 0
+                return self.head(output.mean(time)), h_n
             return self.head(output), h_n
 
     TorchRNNModel.__module__ = __name__
@@ -200,6 +229,12 @@ def model_to_torch(model: RNNModel) -> Any:
             if k > 0:
                 layers.append(getattr(nn, _TORCH_ACTIVATIONS[model.head_activation])())
             layers.append(nn.Linear(fan_in, fan_out, dtype=_torch_dtype(torch, model.dtype)))
-    module = _torch_model_class()(rnn, nn.Sequential(*layers))
+    embedding = None
+    if model.embedding is not None:
+        with torch.random.fork_rng(devices=[]):
+            embedding = nn.Embedding(model.embedding.num_embeddings, model.input_size,
+                                     padding_idx=model.embedding.padding_idx,
+                                     dtype=_torch_dtype(torch, model.dtype))
+    module = _torch_model_class()(rnn, nn.Sequential(*layers), model.readout, embedding)
     _copy_into(torch, module, model.parameters())
     return module.train(model.training)
