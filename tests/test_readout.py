@@ -58,7 +58,7 @@ def reference_pooled(model, x, h0, lengths, grad_y):
         else output
     h_n = h_n[:, None] if unbatched else h_n
     n_b = out_tm.shape[1]
-    steps = np.full(n_b, T) if lengths is None else lengths
+    steps = np.full(n_b, out_tm.shape[0]) if lengths is None else lengths
     rows = np.zeros((n_b, D * H))
     for b in range(n_b):
         if model.readout == "last":
