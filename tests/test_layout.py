@@ -22,9 +22,9 @@ LAYERS = {
     "helpers": ["rnncore._core", "rnncore._checks", "rnncore._registry", "rnncore.isa",
                 "rnncore.threads", "rnncore.lengths"],
     "layers": ["rnncore.rnn", "rnncore.head", "rnncore.readout", "rnncore.embedding"],
-    "models": ["rnncore.model"],
+    "models": ["rnncore.model", "rnncore.seq2seq"],
     "training": ["rnncore.losses", "rnncore.optim", "rnncore.training", "rnncore.sampling",
-                 "rnncore.datasets"],
+                 "rnncore.seq2seq_fit", "rnncore.datasets"],
     "input/output": ["rnncore.io", "rnncore.onnx"],
     "public API": ["rnncore"],
     "command line": ["rnncore.demo", "rnncore.bench", "rnncore.__main__"],
@@ -201,8 +201,9 @@ def test_each_method_the_classes_delegate_is_registered_by_rnncore_io():
     from rnncore import _registry
 
     asked = set()
-    for module in ("rnn.py", "model.py"):
+    for module in ("rnn.py", "model.py", "seq2seq.py"):
         asked |= set(re.findall(r'implementation\("([\w.]+)"\)', (PACKAGE / module).read_text()))
     assert asked == set(_registry._IMPLEMENTATIONS) == {
         "RNN.from_torch", "RNN.to_torch", "RNN.from_keras_weights", "RNNModel.save",
-        "RNNModel.load", "RNNModel.from_torch", "RNNModel.to_torch"}
+        "RNNModel.load", "RNNModel.from_torch", "RNNModel.to_torch", "Seq2Seq.save",
+        "Seq2Seq.load"}

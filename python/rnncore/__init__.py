@@ -27,6 +27,8 @@ from .lengths import length_mask
 from .model import RNNModel
 from .rnn import RNN
 from .sampling import one_hot, sample
+from .seq2seq import Seq2Seq
+from .seq2seq_fit import fit_seq2seq
 from .threads import get_num_threads, set_num_threads
 from .training import clip_grad_norm, fit
 
@@ -40,6 +42,6 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0+unknown"
 
-__all__ = ["RNN", "RNNModel", "Embedding", "losses", "optim", "fit", "clip_grad_norm", "sample", "one_hot",
+__all__ = ["RNN", "RNNModel", "Embedding", "Seq2Seq", "fit_seq2seq", "losses", "optim", "fit", "clip_grad_norm", "sample", "one_hot",
            "get_num_threads", "set_num_threads", "length_mask", "set_isa", "get_isa",
            "available_isas", "__version__"]
