@@ -42,6 +42,9 @@ class RNNModel:
     torch's); backward returns the gradient w.r.t. the looked-up vectors and adds the rows'
     gradients into ``grads["embedding.weight"]``.
 
+    ``init``: the RNN's weight initialisers (see `RNN`: "keras", "irnn" or a dict); the head's
+    Linear layers keep torch's init.
+
     ``readout`` says what the head sees. ``"all"`` (default): every step, as above (many-to-many).
     ``"last"``: one row per sequence, the last layer's final states (h_n, both directions
     concatenated: the forward one at each sequence's last valid step, the reverse one at step 0),
@@ -57,7 +60,7 @@ class RNNModel:
     def __init__(self, input_size, hidden_size, output_size, num_layers=1, head=(),
                  head_activation="relu", nonlinearity="tanh", bidirectional=False,
                  batch_first=False, dropout=0.0, dtype=np.float32, seed=None, readout="all",
-                 vocab_size=None, padding_idx=None):
+                 vocab_size=None, padding_idx=None, init=None):
         self.readout = check_readout(readout)
         self.output_size = check_positive_int(output_size, "output_size")
         if isinstance(head, (numbers.Integral, str)) or not hasattr(head, "__iter__"):
@@ -75,7 +78,8 @@ class RNNModel:
             raise ValueError("padding_idx: expected None without vocab_size (it names a row of "
                              f"the embedding), got {padding_idx!r}")
         self.rnn = RNN(input_size, hidden_size, num_layers, nonlinearity, batch_first=batch_first,
-                       dropout=dropout, bidirectional=bidirectional, dtype=dtype, seed=rng)
+                       dropout=dropout, bidirectional=bidirectional, dtype=dtype, seed=rng,
+                       init=init)
         width = self.rnn.num_directions * self.rnn.hidden_size
         self.head = MLPHead((width, *self.head_sizes, self.output_size), head_activation,
                             self.rnn.dtype, rng)
@@ -105,7 +109,8 @@ class RNNModel:
                     head=list(self.head_sizes), head_activation=self.head_activation,
                     nonlinearity=self.nonlinearity, bidirectional=self.bidirectional,
                     batch_first=self.batch_first, dropout=self.dropout, dtype=self.dtype.name,
-                    readout=self.readout, **self._embedding_config())
+                    readout=self.readout, **self._embedding_config(),
+                    **({} if self.rnn.init is None else {"init": self.rnn.init}))
 
     def _embedding_config(self) -> dict:
         if self.embedding is None:
@@ -278,10 +283,10 @@ class RNNModel:
 
     def __repr__(self) -> str:
         opts = [f"{self.input_size}", f"{self.hidden_size}", f"{self.output_size}"]
-        cfg = {**self.config(), "head": self.head_sizes, "vocab_size": None, "padding_idx": None,
-               **self._embedding_config()}
+        cfg = {"vocab_size": None, "padding_idx": None, "init": None, **self.config(),
+               "head": self.head_sizes}
         defaults = dict(num_layers=1, head=(), head_activation="relu", nonlinearity="tanh",
                         bidirectional=False, batch_first=False, dropout=0.0, dtype="float32",
-                        readout="all", vocab_size=None, padding_idx=None)
+                        readout="all", vocab_size=None, padding_idx=None, init=None)
         opts += [f"{k}={cfg[k]!r}" for k, v in defaults.items() if cfg[k] != v]
         return f"RNNModel({', '.join(opts)})"
