@@ -34,8 +34,20 @@ def clip_grad_norm(model, max_norm: float) -> float:
     return norm
 
 
+class History(list):
+    """The mean training loss of each epoch (a list of floats, as before), with ``validation``:
+    the validation loss after each epoch (empty without validation data) and ``best_epoch``: the
+    epoch (from 1) whose parameters early stopping restored, or None."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.validation: list[float] = []
+        self.best_epoch: int | None = None
+
+
 def fit(model, X, Y, loss="mse", optimizer=None, epochs=1, batch_size=32, tbptt=None, clip=None,
-        shuffle=True, seed=None, progress=True, callback=None, mask=None) -> list[float]:
+        shuffle=True, seed=None, progress=True, callback=None, mask=None, validation=None,
+        early_stopping=None) -> History:
     """Train `model` (an rnncore.RNNModel) on sequences X with per-step targets Y.
 
     X: (T, N, I) N sequences of T steps, (N, T, I) if ``model.batch_first``, or (T, I) for one long
@@ -69,6 +81,14 @@ def fit(model, X, Y, loss="mse", optimizer=None, epochs=1, batch_size=32, tbptt=
     scalar label for one unbatched sequence), there is no mask, and tbptt is refused (the loss
     only sees each sequence's end).
 
+    validation: ``(X_val, Y_val)`` or ``(X_val, Y_val, mask_val)`` in the form of X, Y and mask;
+    after each epoch the model (in eval mode: no dropout) is scored on it, whole sequences, in
+    minibatches of batch_size; the loss goes into ``history.validation`` and the progress bar.
+    early_stopping: a patience, in epochs: training stops once the validation loss has not
+    improved for that many epochs, and the parameters of the best epoch are restored (also when
+    the epochs run out). Needs validation.
+    The callback (see above) runs after the validation loss of the epoch is computed.
+
     Returns the loss history: one float per completed epoch, the mean training loss of that
     epoch (the chunk losses weighted by how many targets each chunk counted).
     """
@@ -80,6 +100,10 @@ def fit(model, X, Y, loss="mse", optimizer=None, epochs=1, batch_size=32, tbptt=
     batch_size = check_positive_int(batch_size, "batch_size")
     if tbptt is not None:
         tbptt = check_positive_int(tbptt, "tbptt")
+    if early_stopping is not None:
+        early_stopping = check_positive_int(early_stopping, "early_stopping")
+        if validation is None:
+            raise ValueError("early_stopping: needs validation=(X_val, Y_val) to watch")
     optimizer = Adam(model) if optimizer is None else optimizer
     per_sequence = getattr(model, "readout", "all") != "all"  # one target per sequence
     if per_sequence and mask is not None:
@@ -102,25 +126,33 @@ def fit(model, X, Y, loss="mse", optimizer=None, epochs=1, batch_size=32, tbptt=
     batches = [slice(i, min(i + batch_size, N)) for i in range(0, N, batch_size)]
     chunks = [slice(t, min(t + chunk, T)) for t in range(0, T, chunk)]
     rng = np.random.default_rng(seed)
-    history: list[float] = []
+    history = History()
+    best: dict = {}  # the best epoch's parameters, with early_stopping
+    validate = None if validation is None else _validation(model, validation, sequences,
+                                                           per_sequence, batch_size)
     model.train()
 
-    def train_chunk(x, y, m, h, lengths=None):
-        """One optimizer step on a time-major chunk; returns (loss, targets counted)."""
+    def score(x, y, m, h=None, lengths=None):
+        """The loss on a time-major chunk: (loss, grad_pred, targets counted)."""
         if model.batch_first:
             x = x.swapaxes(0, 1)
             y = y if per_sequence else y.swapaxes(0, 1)
             m = None if m is None else m.swapaxes(0, 1)
         pred = model(x, h) if lengths is None else model(x, h, lengths=lengths)
         value, grad = loss_fn(pred, y, m)
+        if m is not None:
+            return value, grad, int(m.sum())
+        return value, grad, len(y) if per_sequence else y.shape[0] * y.shape[1]
+
+    def train_chunk(x, y, m, h, lengths=None):
+        """One optimizer step on a time-major chunk; returns (loss, targets counted)."""
+        value, grad, n = score(x, y, m, h, lengths)
         optimizer.zero_grad()
         model.backward(grad)
         if clip is not None:
             clip_grad_norm(model, clip)
         optimizer.step()
-        if m is not None:
-            return value, int(m.sum())
-        return value, len(y) if per_sequence else y.shape[0] * y.shape[1]
+        return value, n
 
     def array_chunks(rows):
         h = None
@@ -163,9 +195,61 @@ def fit(model, X, Y, loss="mse", optimizer=None, epochs=1, batch_size=32, tbptt=
                                     refresh=False)
                     bar.update()
             history.append(total / max(counted, 1))
+            if validate is not None:
+                history.validation.append(validate(score))
+                bar.set_postfix(epoch=epoch, loss=f"{history[-1]:.4f}",
+                                val_loss=f"{history.validation[-1]:.4f}", refresh=False)
+                if early_stopping is not None:
+                    if history.best_epoch is None or \
+                            history.validation[-1] < history.validation[history.best_epoch - 1]:
+                        history.best_epoch, best = epoch, model.state_dict()
+                    elif epoch - history.best_epoch >= early_stopping:
+                        break
             if callback is not None and callback(epoch, history[-1]) is True:
                 break
+    if early_stopping is not None and history.best_epoch is not None:
+        model.load_state_dict(best)
     return history
+
+
+def _validation(model, validation, sequences: bool, per_sequence: bool, batch_size: int):
+    """A function score -> the mean validation loss, from (X_val, Y_val[, mask_val]) laid out as
+    the training data."""
+    if not isinstance(validation, (tuple, list)) or len(validation) not in (2, 3):
+        raise ValueError("validation: expected (X_val, Y_val) or (X_val, Y_val, mask_val), got "
+                         f"{type(validation).__name__}"
+                         + (f" of length {len(validation)}" if isinstance(validation, (tuple, list))
+                            else ""))
+    Xv, Yv, mv = (*validation, None)[:3]
+    if isinstance(Xv, (list, tuple)) != sequences:
+        raise ValueError("validation: expected X_val in the form of X (a list of sequences or "
+                         "an array, as X is)")
+    if sequences:
+        data = _Sequences(model, Xv, Yv, mv, per_sequence)
+        N = len(data.lengths)
+    else:
+        Xv, Yv, mv = _time_major(model, Xv, Yv, mv, per_sequence)
+        N = Xv.shape[1]
+
+    def evaluate(score) -> float:
+        was_training = model.training
+        model.eval()
+        total, counted = 0.0, 0
+        try:
+            for i in range(0, N, batch_size):
+                rows = np.arange(i, min(i + batch_size, N))
+                if sequences:
+                    x, y, m, lengths = data.batch(rows)
+                    value, _, n = score(x, y, m, None, lengths)
+                else:
+                    y = Yv[rows] if per_sequence else Yv[:, rows]
+                    value, _, n = score(Xv[:, rows], y, None if mv is None else mv[:, rows])
+                total, counted = total + value * n, counted + n
+        finally:
+            model.train(was_training)
+        return total / max(counted, 1)
+
+    return evaluate
 
 
 class _Sequences:
