@@ -1,6 +1,6 @@
-"""Property tests of the many-to-one readouts and token input on generated sizes and options:
-valid input agrees with the float64 numpy reference of test_readout.py (forward and backward);
-bad input (wrong dtypes, out-of-range ids, lengths or gradients that disagree with the input)
+"""Property tests of the many-to-one readouts, token input and Seq2Seq on generated sizes and
+options: valid input agrees with the float64 numpy reference of test_readout.py (forward and
+backward) and Seq2Seq's gradients with finite differences; bad input (wrong dtypes, out-of-range ids, lengths or gradients that disagree with the input)
 raises TypeError/ValueError naming the argument, nothing else."""
 
 import numpy as np
@@ -104,3 +104,72 @@ def test_bad_input_raises_a_clear_error(kind, V, T, B, readout, seed):
         return
     with pytest.raises(expected, match=match):
         model(ids, lengths=lengths)
+
+
+@st.composite
+def seq2seq_cases(draw):
+    return dict(L=draw(st.integers(1, 2)), bidirectional=draw(st.booleans()),
+                bridge=draw(st.sampled_from(["sum", "concat"])), He=draw(st.integers(1, 4)),
+                H=draw(st.integers(1, 4)), S=draw(st.integers(1, 4)), T=draw(st.integers(1, 4)),
+                B=draw(st.integers(1, 3)), enc_first=draw(st.booleans()),
+                dec_first=draw(st.booleans()), lengths=draw(st.booleans()),
+                tokens=draw(st.booleans()), seed=draw(st.integers(0, 2 ** 16)))
+
+
+@settings(max_examples=examples(30), deadline=None)
+@given(seq2seq_cases())
+def test_seq2seq_gradients_on_random_configurations(case):
+    """Random encoder-decoders: the gradient of every parameter, at a few random entries each,
+    against float64 central differences; the forward against encoder, bridge and decoder run
+    one after the other."""
+    from test_seq2seq import bridge_by_hand
+
+    c = case
+    H = c["He"] if c["bridge"] == "sum" else c["H"]
+    rng = np.random.default_rng(c["seed"])
+    if c["tokens"]:
+        enc = rnncore.RNNModel(2, c["He"], 1, num_layers=c["L"], vocab_size=5,
+                               bidirectional=c["bidirectional"], batch_first=c["enc_first"],
+                               dtype=np.float64, seed=c["seed"])
+        src = rng.integers(0, 5, (c["B"], c["S"]) if c["enc_first"] else (c["S"], c["B"]))
+    else:
+        enc = rnncore.RNN(2, c["He"], c["L"], bidirectional=c["bidirectional"],
+                          batch_first=c["enc_first"], dtype=np.float64, seed=c["seed"])
+        src = rng.normal(size=((c["B"], c["S"]) if c["enc_first"] else (c["S"], c["B"])) + (2,))
+    dec = rnncore.RNNModel(2, H, 3, num_layers=c["L"], vocab_size=3, batch_first=c["dec_first"],
+                           dtype=np.float64, seed=c["seed"] + 1)
+    model = rnncore.Seq2Seq(enc, dec, bridge=c["bridge"], seed=c["seed"] + 2)
+    tgt_shape = (c["B"], c["T"]) if c["dec_first"] else (c["T"], c["B"])
+    tgt_in, target = rng.integers(0, 3, tgt_shape), rng.integers(0, 3, tgt_shape)
+    src_len = rng.integers(1, c["S"] + 1, c["B"]) if c["lengths"] else None
+    tgt_len = rng.integers(1, c["T"] + 1, c["B"]) if c["lengths"] else None
+    mask = None if tgt_len is None else rnncore.length_mask(tgt_len, c["T"], c["dec_first"])
+
+    def loss():
+        return rnncore.losses.cross_entropy(model(src, tgt_in, src_len, tgt_len), target, mask)
+
+    _, grad = loss()
+    model.zero_grad()
+    model.backward(grad)
+    y = model(src, tgt_in, src_len, tgt_len)
+    h_n = enc.h_n if isinstance(enc, rnncore.RNNModel) else None
+    if h_n is None:
+        h_n = enc(src, lengths=src_len)[1]
+    want = dec(tgt_in, bridge_by_hand(model, h_n), lengths=tgt_len)
+    np.testing.assert_allclose(y, want, rtol=1e-12, atol=1e-12)
+    eps = 1e-6
+    for name, a in model.parameters().items():
+        for _ in range(3):
+            i = tuple(rng.integers(0, n) for n in a.shape)
+            saved = a[i]
+            a[i] = saved + eps
+            plus = loss()[0]
+            a[i] = saved - eps
+            minus = loss()[0]
+            a[i] = saved
+            numeric = (plus - minus) / (2 * eps)
+            if name.startswith("encoder.head."):  # an RNNModel encoder's head is unused
+                assert model.grads[name][i] == 0 and numeric == 0
+                continue
+            np.testing.assert_allclose(model.grads[name][i], numeric, rtol=1e-5, atol=1e-8,
+                                       err_msg=f"{name}{i}")
