@@ -206,4 +206,4 @@ def test_each_method_the_classes_delegate_is_registered_by_rnncore_io():
     assert asked == set(_registry._IMPLEMENTATIONS) == {
         "RNN.from_torch", "RNN.to_torch", "RNN.from_keras_weights", "RNNModel.save",
         "RNNModel.load", "RNNModel.from_torch", "RNNModel.to_torch", "Seq2Seq.save",
-        "Seq2Seq.load"}
+        "Seq2Seq.load", "Seq2Seq.to_torch"}

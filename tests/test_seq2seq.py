@@ -160,6 +160,20 @@ def test_matches_torch_encoder_decoder(config):
                                    atol=1e-11, err_msg=name)
 
 
+@pytest.mark.parametrize("config", [dict(bidirectional=True, bridge="concat", dec_hidden=3,
+                                         lengths=True, enc_batch_first=True),
+                                    dict(float_encoder=True, num_layers=2, lengths=True),
+                                    dict(dec_batch_first=True)], ids=config_id)
+def test_to_torch_module_computes_the_same(config):
+    torch = pytest.importorskip("torch")
+    model, src, tgt_in, (src_len, _) = make_case(config)
+    net = model.to_torch()
+    assert list(net.state_dict()) == list(model.state_dict())
+    with torch.no_grad():
+        want = net(torch.from_numpy(src), torch.from_numpy(tgt_in), src_len).numpy()
+    np.testing.assert_allclose(model(src, tgt_in, src_len), want, rtol=1e-10, atol=1e-12)
+
+
 def test_generate_is_greedy_teacher_forcing_on_its_own_output():
     model, src, _, _ = make_case(dict(bidirectional=True, bridge="concat", dec_hidden=3))
     out = model.generate(src, max_len=6, start_id=0)

@@ -16,6 +16,8 @@ directions and hidden size, H the decoder's hidden size, V the decoder's output 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ._checks import check_positive_int
@@ -230,6 +232,13 @@ class Seq2Seq:
     def load(cls, path) -> Seq2Seq:
         """A Seq2Seq read from a file written by `save`; ValueError if it is not one."""
         return implementation("Seq2Seq.load")(path)
+
+    def to_torch(self) -> Any:
+        """A ``torch.nn.Module`` with ``.encoder``, ``.bridge`` (``nn.Sequential(nn.Linear)``,
+        bridge="concat" only) and ``.decoder`` holding copies of the weights (the state dicts
+        match): ``logits = module(src, tgt_in, src_lengths=None)``, the encoder packed by
+        src_lengths as ``pack_padded_sequence(..., enforce_sorted=False)``."""
+        return implementation("Seq2Seq.to_torch")(self)
 
     def __repr__(self) -> str:
         return f"Seq2Seq({self.encoder!r}, {self.decoder!r}, bridge={self.bridge!r})"

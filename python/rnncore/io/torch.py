@@ -17,6 +17,7 @@ import numpy as np
 from .._registry import implements
 from ..model import RNNModel
 from ..rnn import RNN
+from ..seq2seq import Seq2Seq
 
 # RNN and nn.RNN both warn when dropout > 0 with one layer; a conversion is no place to repeat it.
 _DROPOUT_WARNING = "dropout option adds dropout after all but last recurrent layer"
@@ -237,4 +238,62 @@ def model_to_torch(model: RNNModel) -> Any:
                                      dtype=_torch_dtype(torch, model.dtype))
     module = _torch_model_class()(rnn, nn.Sequential(*layers), model.readout, embedding)
     _copy_into(torch, module, model.parameters())
+    return module.train(model.training)
+
+
+# ---- Seq2Seq -> (encoder, bridge, decoder) ------------------------------------------------------
+
+
+@functools.cache
+def _torch_seq2seq_class() -> type:
+    torch = _import_torch()
+    module_base: Any = torch.nn.Module
+
+    class TorchSeq2Seq(module_base):
+        """Seq2Seq in torch: ``logits = module(src, tgt_in, src_lengths=None)``; the encoder's
+        h_n (packed by src_lengths) through the bridge is the decoder's h0."""
+
+        def __init__(self, encoder: Any, bridge: Any, decoder: Any) -> None:
+            super().__init__()
+            self.encoder = encoder
+            if bridge is not None:  # registered between the two, as rnncore names them
+                self.bridge = bridge
+            self.decoder = decoder
+
+        def encode(self, src: Any, src_lengths: Any = None) -> Any:
+            enc = self.encoder
+            rnn = enc if isinstance(enc, torch.nn.RNN) else enc.rnn
+            x = enc.embedding(src) if hasattr(enc, "embedding") else src
+            if src_lengths is not None:
+                x = torch.nn.utils.rnn.pack_padded_sequence(
+                    x, torch.as_tensor(src_lengths), batch_first=rnn.batch_first,
+                    enforce_sorted=False)
+            _, h_n = rnn(x)
+            L, De = rnn.num_layers, 2 if rnn.bidirectional else 1
+            parts = h_n.reshape(L, De, h_n.shape[1], h_n.shape[2])
+            if not hasattr(self, "bridge"):
+                return parts.sum(1)
+            rows = parts.permute(0, 2, 1, 3).reshape(L, h_n.shape[1], De * h_n.shape[2])
+            return self.bridge(rows)
+
+        def forward(self, src: Any, tgt_in: Any, src_lengths: Any = None) -> Any:
+            return self.decoder(tgt_in, self.encode(src, src_lengths).contiguous())[0]
+
+    TorchSeq2Seq.__module__ = __name__
+    return TorchSeq2Seq
+
+
+@implements("Seq2Seq.to_torch")
+def seq2seq_to_torch(model: Seq2Seq) -> Any:
+    torch = _import_torch()
+    enc = model.encoder
+    encoder = rnn_to_torch(enc) if isinstance(enc, RNN) else model_to_torch(enc)
+    bridge = None
+    if model.proj is not None:
+        with torch.random.fork_rng(devices=[]):
+            fan_in, fan_out = model.proj.sizes
+            bridge = torch.nn.Sequential(torch.nn.Linear(fan_in, fan_out,
+                                                         dtype=_torch_dtype(torch, model.dtype)))
+        _copy_into(torch, bridge, model.proj.params)
+    module = _torch_seq2seq_class()(encoder, bridge, model_to_torch(model.decoder))
     return module.train(model.training)
