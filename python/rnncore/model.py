@@ -121,8 +121,8 @@ class RNNModel:
     # ---- parameters ---------------------------------------------------------------------------
 
     def parameters(self) -> dict[str, np.ndarray]:
-        """The live parameter arrays by torch name (``rnn.*`` then ``head.*``); an optimizer
-        updates them in place."""
+        """The live parameter arrays by torch name (``embedding.weight`` with vocab_size, then
+        ``rnn.*`` and ``head.*``); an optimizer updates them in place."""
         return {**self._embedding_part(None if self.embedding is None else
                                      self.embedding.parameters()),
                 **{f"rnn.{k}": v for k, v in self.rnn.parameters().items()},
@@ -241,9 +241,12 @@ class RNNModel:
             d_output, d_h_n = d_output[:, 0], None if d_h_n is None else d_h_n[:, 0]
         elif self.batch_first:
             d_output = d_output.swapaxes(0, 1)
-        if grad_h_n is not None:
+        if grad_h_n is not None:  # a gradient on h_n of its own, added to the readout's
             extra = as_real_array(grad_h_n, self.dtype, "grad_h_n")
-            d_h_n = extra if d_h_n is None or extra.shape != d_h_n.shape else d_h_n + extra
+            if d_h_n is not None and extra.shape != d_h_n.shape:
+                raise ValueError(f"grad_h_n: expected shape {d_h_n.shape} (h_n's), got "
+                                 f"{extra.shape}")
+            d_h_n = extra if d_h_n is None else d_h_n + extra
         grad_x, self.grad_h0 = self.rnn.backward(d_output, d_h_n)
         return grad_x
 
