@@ -50,5 +50,5 @@ majority = np.mean(y_test == np.bincount(y_train).argmax())
 print(f"{model}: {len(train)} training series of {train.shape[1]} steps, {len(test)} test")
 print(f"training loss {history[0]:.3f} -> {history[-1]:.3f}")
 print(f"test accuracy: model {accuracy:.2f}, 1-NN Euclidean {nearest:.2f}, majority class "
-      f"{majority:.2f}")
+      f"{majority:.2f} (published for Trace: 1-NN Euclidean 0.76, 1-NN DTW 1.00)")
 print(f"took {time.perf_counter() - start:.1f} s")
