@@ -249,6 +249,8 @@ def test_errors():
         model.generate(src, 3, start_id=7)
     with pytest.raises(ValueError, match="generate: the decoder must take token ids"):
         rnncore.Seq2Seq(enc, rnncore.RNNModel(3, 4, V_TGT)).generate(src, 3, 0)
+    with pytest.raises(TypeError, match="fit: a Seq2Seq .* rnncore.fit_seq2seq"):
+        rnncore.fit(model, src, src, progress=False)
     with pytest.raises(ValueError, match="src, tgt: expected the same number"):
         rnncore.fit_seq2seq(model, [src[:, 0]], [], start_id=0, progress=False)
     with pytest.raises(ValueError, match=r"tgt\[0\]: expected a non-empty 1-D array of integer"):

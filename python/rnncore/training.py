@@ -15,6 +15,7 @@ from . import losses
 from ._checks import as_real_array, check_positive_int
 from .lengths import length_mask
 from .optim import Adam
+from .seq2seq import Seq2Seq
 
 _LOSSES = {"mse": losses.mse, "cross_entropy": losses.cross_entropy}
 
@@ -92,6 +93,9 @@ def fit(model, X, Y, loss="mse", optimizer=None, epochs=1, batch_size=32, tbptt=
     Returns the loss history: one float per completed epoch, the mean training loss of that
     epoch (the chunk losses weighted by how many targets each chunk counted).
     """
+    if isinstance(model, Seq2Seq):
+        raise TypeError("fit: a Seq2Seq reads a source and a target sequence; train it with "
+                        "rnncore.fit_seq2seq(model, src, tgt, start_id)")
     loss_fn = _LOSSES.get(loss, loss) if isinstance(loss, str) else loss
     if not callable(loss_fn):
         raise ValueError(f"Unknown loss {loss!r}. Select from 'mse', 'cross_entropy' or pass a "
