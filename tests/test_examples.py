@@ -31,7 +31,21 @@ CASES = {
     "distributed_training.py": (r"distributed vs single-process fit after \d+ epochs: max abs "
                                 r"difference [\d.e+-]+\n", "skipped: dask is not installed",
                                 _installed("distributed")),
+    # The examples on real data: each must beat its baselines (named groups: the model's score
+    # first, then the baselines'; RMSE lower is better, accuracy higher).
+    "sp500_volatility.py": (r"next-day \|log return\| test RMSE: model (?P<model>[\d.]+), last "
+                            r"value (?P<last>[\d.]+), training mean (?P<mean>[\d.]+)",
+                            "skipped: the arch package is not installed", _installed("arch")),
+    "python_tagging.py": (r"per-character test accuracy: model (?P<model>[\d.]+), per-character "
+                          r"lookup (?P<lookup>[\d.]+), majority class \(\w+\) (?P<major>[\d.]+)",
+                          None, True),
+    "ucr_trace.py": (r"test accuracy: model (?P<model>[\d.]+), 1-NN Euclidean (?P<nn>[\d.]+), "
+                     r"majority class (?P<major>[\d.]+)",
+                     "skipped: the tslearn package is not installed", _installed("tslearn")),
+    "seq2seq_numbers.py": (r"exact match on 200 unseen numbers: model (?P<model>[\d.]+), best "
+                           r"constant answer (?P<constant>[\d.]+)", None, True),
 }
+LOWER_IS_BETTER = {"sp500_volatility.py"}
 
 
 def test_every_example_is_tested():
@@ -49,5 +63,11 @@ def test_example_runs(script):
         return
     match = re.search(ran, result.stdout)
     assert match, result.stdout
-    if match.groups():
+    scores = {k: float(v) for k, v in match.groupdict().items()}
+    if scores:  # the model against each baseline
+        model = scores.pop("model")
+        for name, baseline in scores.items():
+            beats = model < baseline if script in LOWER_IS_BETTER else model > baseline
+            assert beats, f"{script}: model {model} does not beat {name} {baseline}"
+    elif match.groups():
         assert float(match.group(1)) < FLOAT32_PARITY, result.stdout

@@ -20,11 +20,11 @@ PACKAGE = Path(rnncore.__file__).resolve().parent
 # "rnncore" alone is the package's __init__.py, the public API.
 LAYERS = {
     "helpers": ["rnncore._core", "rnncore._checks", "rnncore._registry", "rnncore.isa",
-                "rnncore.threads", "rnncore.lengths"],
-    "layers": ["rnncore.rnn", "rnncore.head"],
-    "models": ["rnncore.model"],
+                "rnncore.threads", "rnncore.lengths", "rnncore.init"],
+    "layers": ["rnncore.rnn", "rnncore.head", "rnncore.readout", "rnncore.embedding"],
+    "models": ["rnncore.model", "rnncore.seq2seq"],
     "training": ["rnncore.losses", "rnncore.optim", "rnncore.training", "rnncore.sampling",
-                 "rnncore.datasets"],
+                 "rnncore.seq2seq_fit", "rnncore.datasets"],
     "input/output": ["rnncore.io", "rnncore.onnx"],
     "public API": ["rnncore"],
     "scale-out": ["rnncore.distributed"],
@@ -202,8 +202,9 @@ def test_each_method_the_classes_delegate_is_registered_by_rnncore_io():
     from rnncore import _registry
 
     asked = set()
-    for module in ("rnn.py", "model.py"):
+    for module in ("rnn.py", "model.py", "seq2seq.py"):
         asked |= set(re.findall(r'implementation\("([\w.]+)"\)', (PACKAGE / module).read_text()))
     assert asked == set(_registry._IMPLEMENTATIONS) == {
         "RNN.from_torch", "RNN.to_torch", "RNN.from_keras_weights", "RNNModel.save",
-        "RNNModel.load", "RNNModel.from_torch", "RNNModel.to_torch"}
+        "RNNModel.load", "RNNModel.from_torch", "RNNModel.to_torch", "Seq2Seq.save",
+        "Seq2Seq.load", "Seq2Seq.to_torch"}

@@ -66,7 +66,7 @@ def test_runs_in_eval_mode_and_restores_the_mode():
 
 @pytest.mark.parametrize("make, prompt, temperature, match", [
     (lambda: rnncore.RNNModel(V, 4, V, bidirectional=True), [0], 1.0, "bidirectional"),
-    (lambda: rnncore.RNNModel(V, 4, 3), [0], 1.0, "output_size == input_size"),
+    (lambda: rnncore.RNNModel(V, 4, 3), [0], 1.0, "output_size == the vocabulary size"),
     (lambda: rnncore.RNNModel(V, 4, V), [], 1.0, "non-empty 1-D"),
     (lambda: rnncore.RNNModel(V, 4, V), [[0]], 1.0, "non-empty 1-D"),
     (lambda: rnncore.RNNModel(V, 4, V), [0], -1.0, "temperature must be >= 0"),

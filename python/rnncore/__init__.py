@@ -21,11 +21,14 @@ import scipy_openblas32  # noqa: F401
 from . import _core, losses, optim
 from . import io  # registers the code of RNN.from_torch, RNNModel.save, ... (_registry.py)
 from . import onnx  # rnncore.onnx.export; kept out of __all__, where it would shadow onnx
+from .embedding import Embedding
 from .isa import available_isas, get_isa, set_isa
 from .lengths import length_mask
 from .model import RNNModel
 from .rnn import RNN
 from .sampling import one_hot, sample
+from .seq2seq import Seq2Seq
+from .seq2seq_fit import fit_seq2seq
 from .threads import get_num_threads, set_num_threads
 from .training import clip_grad_norm, fit
 
@@ -39,6 +42,6 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0+unknown"
 
-__all__ = ["RNN", "RNNModel", "losses", "optim", "fit", "clip_grad_norm", "sample", "one_hot",
+__all__ = ["RNN", "RNNModel", "Embedding", "Seq2Seq", "fit_seq2seq", "losses", "optim", "fit", "clip_grad_norm", "sample", "one_hot",
            "get_num_threads", "set_num_threads", "length_mask", "set_isa", "get_isa",
            "available_isas", "__version__"]

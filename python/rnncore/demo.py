@@ -20,13 +20,14 @@ from . import threads
 from .datasets import CharVocab, price_series, stdlib_text
 from .model import RNNModel
 from .optim import Adam
-from .sampling import one_hot, sample
+from .sampling import sample
 from .training import fit
 
 say = tqdm.write  # print that keeps clear of progress bars (stdout)
 
 # Language model: B parallel streams over the text, truncated BPTT of K steps, Adam with clipping.
 LM_BATCH, LM_TBPTT, LM_LR, LM_CLIP = 16, 25, 5e-3, 5.0
+LM_EMBED = 32  # each character id is looked up as a vector of this size (rnncore.Embedding)
 # Forecaster: series length, train fraction, streams, truncation, learning rate, head width.
 FC_STEPS, FC_TRAIN, FC_BATCH, FC_TBPTT, FC_LR, FC_HEAD = 3000, 0.8, 8, 50, 3e-3, 16
 
@@ -98,11 +99,11 @@ def language_model(text: str, hidden: int, epochs: int, seed: int, temperature: 
     streams = ids[:T * LM_BATCH + 1]
     x = streams[:-1].reshape(LM_BATCH, T).T  # (T, B) input ids
     y = streams[1:].reshape(LM_BATCH, T).T  # (T, B) next-char labels
-    model = RNNModel(V, hidden, V, seed=seed)
+    model = RNNModel(LM_EMBED, hidden, V, vocab_size=V, seed=seed)
     say(f"1) character-level language model: {ids.size} characters, {V} distinct; {model}")
     say(f"   Adam lr {LM_LR}, batch {LM_BATCH} streams, truncated BPTT {LM_TBPTT} steps; loss in "
         f"nats/char (guessing from letter frequencies alone: {unigram:.3f})")
-    history = fit(model, one_hot(x, V), y, loss="cross_entropy",
+    history = fit(model, x, y, loss="cross_entropy",
                   optimizer=Adam(model, lr=LM_LR), epochs=epochs, batch_size=LM_BATCH,
                   tbptt=LM_TBPTT, clip=LM_CLIP, shuffle=False, progress=progress,
                   callback=_epoch_printer("   ", epochs))

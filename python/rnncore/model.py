@@ -13,7 +13,10 @@ import numpy as np
 
 from ._checks import as_real_array, check_positive_int
 from ._registry import implementation
+from .embedding import Embedding
 from .head import ACTIVATIONS, MLPHead
+from .lengths import check_lengths
+from .readout import check_readout, pool, unpool
 from .rnn import RNN, LoadResult, load_parameters
 
 
@@ -33,6 +36,22 @@ class RNNModel:
     dicts move between the two unchanged. All weights come from one ``np.random.default_rng(seed)``:
     the RNN's first (torch's init), then the head's (torch.nn.Linear's init).
 
+    ``vocab_size=V`` puts an :class:`rnncore.Embedding` (V, input_size) in front of the RNN: x is
+    then integer ids (T, B), (B, T) with batch_first, or (T,), each looked up as an input_size
+    vector (parameter ``embedding.weight``, torch's ``nn.Embedding`` init; ``padding_idx`` as
+    torch's); backward returns the gradient w.r.t. the looked-up vectors and adds the rows'
+    gradients into ``grads["embedding.weight"]``.
+
+    ``init``: the RNN's weight initialisers (see `RNN`: "keras", "irnn" or a dict); the head's
+    Linear layers keep torch's init.
+
+    ``readout`` says what the head sees. ``"all"`` (default): every step, as above (many-to-many).
+    ``"last"``: one row per sequence, the last layer's final states (h_n, both directions
+    concatenated: the forward one at each sequence's last valid step, the reverse one at step 0),
+    so y is (B, O), or (O,) unbatched (many-to-one; torch: ``head(torch.cat(list(h_n[-D:]),
+    -1))``). ``"mean"``: the mean of the top layer's outputs over each sequence's valid steps.
+    backward then takes grad_y (B, O) and sends it into h_n or into the steps.
+
         >>> model = RNNModel(1, 32, 1, head=(16,), seed=0)
         >>> y = model(np.zeros((50, 8, 1)))            # (T, B, I) -> (T, B, O)
         >>> grad_x = model.backward(np.ones_like(y))   # gradients now in model.grads
@@ -40,7 +59,9 @@ class RNNModel:
 
     def __init__(self, input_size, hidden_size, output_size, num_layers=1, head=(),
                  head_activation="relu", nonlinearity="tanh", bidirectional=False,
-                 batch_first=False, dropout=0.0, dtype=np.float32, seed=None):
+                 batch_first=False, dropout=0.0, dtype=np.float32, seed=None, readout="all",
+                 vocab_size=None, padding_idx=None, init=None):
+        self.readout = check_readout(readout)
         self.output_size = check_positive_int(output_size, "output_size")
         if isinstance(head, (numbers.Integral, str)) or not hasattr(head, "__iter__"):
             raise TypeError(f"head should be a sequence of hidden widths, got: {head!r}")
@@ -50,14 +71,23 @@ class RNNModel:
                              f"{', '.join(repr(a) for a in ACTIVATIONS)}.")
         self.head_activation = head_activation
         rng = np.random.default_rng(seed)  # passing a Generator on hands over that very generator
+        self.embedding: Embedding | None = None
+        if vocab_size is not None:  # token ids in, each looked up as an input_size vector
+            self.embedding = Embedding(vocab_size, input_size, padding_idx, dtype, rng)
+        elif padding_idx is not None:
+            raise ValueError("padding_idx: expected None without vocab_size (it names a row of "
+                             f"the embedding), got {padding_idx!r}")
         self.rnn = RNN(input_size, hidden_size, num_layers, nonlinearity, batch_first=batch_first,
-                       dropout=dropout, bidirectional=bidirectional, dtype=dtype, seed=rng)
+                       dropout=dropout, bidirectional=bidirectional, dtype=dtype, seed=rng,
+                       init=init)
         width = self.rnn.num_directions * self.rnn.hidden_size
         self.head = MLPHead((width, *self.head_sizes, self.output_size), head_activation,
                             self.rnn.dtype, rng)
         self.h_n: np.ndarray | None = None
         self.grad_h0: np.ndarray | None = None
         self._y_shape: tuple | None = None
+        self._lengths: np.ndarray | None = None  # the latest forward's, checked (readouts)
+        self._steps = 0  # the latest forward's T (readouts)
 
     # ---- the RNN's settings, read-only ---------------------------------------------------------
 
@@ -78,21 +108,36 @@ class RNNModel:
                     output_size=self.output_size, num_layers=self.num_layers,
                     head=list(self.head_sizes), head_activation=self.head_activation,
                     nonlinearity=self.nonlinearity, bidirectional=self.bidirectional,
-                    batch_first=self.batch_first, dropout=self.dropout, dtype=self.dtype.name)
+                    batch_first=self.batch_first, dropout=self.dropout, dtype=self.dtype.name,
+                    readout=self.readout, **self._embedding_config(),
+                    **({} if self.rnn.init is None else {"init": self.rnn.init}))
+
+    def _embedding_config(self) -> dict:
+        if self.embedding is None:
+            return {}
+        return dict(vocab_size=self.embedding.num_embeddings,
+                    padding_idx=self.embedding.padding_idx)
 
     # ---- parameters ---------------------------------------------------------------------------
 
     def parameters(self) -> dict[str, np.ndarray]:
-        """The live parameter arrays by torch name (``rnn.*`` then ``head.*``); an optimizer
-        updates them in place."""
-        return {**{f"rnn.{k}": v for k, v in self.rnn.parameters().items()},
+        """The live parameter arrays by torch name (``embedding.weight`` with vocab_size, then
+        ``rnn.*`` and ``head.*``); an optimizer updates them in place."""
+        return {**self._embedding_part(None if self.embedding is None else
+                                     self.embedding.parameters()),
+                **{f"rnn.{k}": v for k, v in self.rnn.parameters().items()},
                 **{f"head.{k}": v for k, v in self.head.params.items()}}
+
+    @staticmethod
+    def _embedding_part(arrays: dict | None) -> dict:
+        return {} if not arrays else {f"embedding.{k}": v for k, v in arrays.items()}
 
     @property
     def grads(self) -> dict[str, np.ndarray]:
         """Parameter gradients by name (the live arrays), accumulated by every `backward` until
         `zero_grad`."""
-        return {**{f"rnn.{k}": v for k, v in self.rnn.grads.items()},
+        return {**self._embedding_part(None if self.embedding is None else self.embedding.grads),
+                **{f"rnn.{k}": v for k, v in self.rnn.grads.items()},
                 **{f"head.{k}": v for k, v in self.head.grads.items()}}
 
     def zero_grad(self) -> None:
@@ -130,9 +175,13 @@ class RNNModel:
         RNN's states are zero at padded steps, so y there is the head applied to a zero state
         (as an ``nn.Linear`` after ``pad_packed_sequence`` gives); mask those steps out of the
         loss (``rnncore.length_mask``)."""
+        if self.embedding is not None:
+            x = self.embedding(x)  # ids (T, B) / (B, T) / (T,) -> vectors (..., I)
         output, self.h_n = self.rnn(x, h0, lengths)
         if self.batch_first and output.ndim == 3:
             output = output.swapaxes(0, 1)  # back to the RNN's contiguous (T, B, D*H)
+        if self.readout != "all":
+            return self._forward_pooled(output, self.h_n, lengths)
         rows = self.head.forward(output.reshape(-1, output.shape[-1]))  # (T*B, O)
         y = rows.reshape(*output.shape[:-1], self.output_size)
         if self.batch_first and y.ndim == 3:
@@ -151,6 +200,8 @@ class RNNModel:
         if dy.shape != self._y_shape:
             raise ValueError(f"grad_y: expected shape {self._y_shape} (the latest output's), "
                              f"got {dy.shape}")
+        if self.readout != "all":
+            return self._embedding_backward(self._backward_pooled(dy, grad_h_n))
         if self.batch_first and dy.ndim == 3:
             dy = dy.swapaxes(0, 1)
         d_rows = self.head.backward(dy.reshape(-1, self.output_size))  # (T*B, D*H)
@@ -158,6 +209,45 @@ class RNNModel:
         if self.batch_first and d_output.ndim == 3:
             d_output = d_output.swapaxes(0, 1)
         grad_x, self.grad_h0 = self.rnn.backward(d_output, grad_h_n)
+        return self._embedding_backward(grad_x)
+
+    def _embedding_backward(self, grad_x: np.ndarray) -> np.ndarray:
+        """grad_x w.r.t. the RNN's input; with an embedding, also into its rows."""
+        if self.embedding is not None:
+            self.embedding.backward(grad_x)
+        return grad_x
+
+    def _forward_pooled(self, output: np.ndarray, h_n: np.ndarray, lengths) -> np.ndarray:
+        """The head on one feature row per sequence: output (T, B, D*H) or unbatched (T, D*H)."""
+        batched = output.ndim == 3
+        if not batched:
+            output, h_n = output[:, None], h_n[:, None]
+        self._steps = output.shape[0]
+        self._lengths = None if lengths is None else check_lengths(lengths, *output.shape[:2])
+        feature = pool(self.readout, output, h_n, self._lengths, self.num_directions)
+        y = self.head.forward(feature)  # (B, O)
+        y = y if batched else y[0]
+        self._y_shape = y.shape
+        return y
+
+    def _backward_pooled(self, dy: np.ndarray, grad_h_n) -> np.ndarray:
+        """backward for readout "last" / "mean": dy (B, O), or (O,) unbatched."""
+        batched = dy.ndim == 2
+        d_feature = self.head.backward(dy if batched else dy[None])  # (B, D*H)
+        T = self._steps
+        d_output, d_h_n = unpool(self.readout, d_feature, T, self.num_layers,
+                                 self.num_directions, self._lengths)
+        if not batched:
+            d_output, d_h_n = d_output[:, 0], None if d_h_n is None else d_h_n[:, 0]
+        elif self.batch_first:
+            d_output = d_output.swapaxes(0, 1)
+        if grad_h_n is not None:  # a gradient on h_n of its own, added to the readout's
+            extra = as_real_array(grad_h_n, self.dtype, "grad_h_n")
+            if d_h_n is not None and extra.shape != d_h_n.shape:
+                raise ValueError(f"grad_h_n: expected shape {d_h_n.shape} (h_n's), got "
+                                 f"{extra.shape}")
+            d_h_n = extra if d_h_n is None else d_h_n + extra
+        grad_x, self.grad_h0 = self.rnn.backward(d_output, d_h_n)
         return grad_x
 
     # ---- saving: the code is in rnncore/io/serialization.py (_registry) -----------------------
@@ -177,22 +267,29 @@ class RNNModel:
     # ---- torch: the code is in rnncore/io/torch.py (_registry) --------------------------------
 
     @classmethod
-    def from_torch(cls, rnn_module: Any, head_sequential: Any) -> RNNModel:
+    def from_torch(cls, rnn_module: Any, head_sequential: Any, readout: str = "all",
+                   embedding: Any = None) -> RNNModel:
         """A model from a ``torch.nn.RNN`` (with bias) and a head ``nn.Sequential(Linear, act,
         Linear, ..., Linear)`` (act one of nn.ReLU, nn.Tanh, nn.Sigmoid, the same throughout):
         the same options, dtype and exact weights. TypeError for other module types, ValueError
-        for a layout RNNModel cannot hold."""
-        return implementation("RNNModel.from_torch")(cls, rnn_module, head_sequential)
+        for a layout RNNModel cannot hold. `readout` as the constructor's: how the torch code
+        feeds its head (see `to_torch`); `embedding`: an ``nn.Embedding`` in front of the RNN
+        (token input, ``vocab_size``)."""
+        return implementation("RNNModel.from_torch")(cls, rnn_module, head_sequential, readout,
+                                                     embedding)
 
     def to_torch(self) -> Any:
         """A ``torch.nn.Module`` with ``.rnn`` (nn.RNN) and ``.head`` (nn.Sequential) holding
-        copies of this model's weights, so the state dicts match; ``y, h_n = module(x, h0)``."""
+        copies of this model's weights, so the state dicts match; ``y, h_n = module(x, h0)``
+        (its head reads the readout's rows: h_n's last layer for "last")."""
         return implementation("RNNModel.to_torch")(self)
 
     def __repr__(self) -> str:
         opts = [f"{self.input_size}", f"{self.hidden_size}", f"{self.output_size}"]
-        cfg = {**self.config(), "head": self.head_sizes}
+        cfg = {"vocab_size": None, "padding_idx": None, "init": None, **self.config(),
+               "head": self.head_sizes}
         defaults = dict(num_layers=1, head=(), head_activation="relu", nonlinearity="tanh",
-                        bidirectional=False, batch_first=False, dropout=0.0, dtype="float32")
+                        bidirectional=False, batch_first=False, dropout=0.0, dtype="float32",
+                        readout="all", vocab_size=None, padding_idx=None, init=None)
         opts += [f"{k}={cfg[k]!r}" for k, v in defaults.items() if cfg[k] != v]
         return f"RNNModel({', '.join(opts)})"

@@ -8,8 +8,13 @@ are dynamic axes of the graph. The graph, for inference (no dropout):
     layer k: ONNX RNN node      W [D, H, in_k], R [D, H, H], B [D, 2H] = concat(b_ih, b_hh)
              Y [T, D, B, H]     -> Transpose [T, B, D, H] -> Reshape [T, B, D*H], the next input
     head (RNNModel only)        MatMul + Add per linear layer, the activation between them
+                                (readout "last": on the top layer's Y_h as [B, D*H]; "mean": on
+                                the top output summed over time / lengths; y is then [B, O])
     output | y                  [T, B, D*H] or [T, B, O] (back to [B, T, .] with batch_first)
     h_n [L*D, B, H]             the layers' Y_h [D, B, H] concatenated, torch's layout
+
+With an embedding (RNNModel with vocab_size), x is int64 token ids [T, B] ([B, T]) and one Gather
+from the embedding's weight makes the RNN's input [T, B, I].
 
 Optional inputs: h0 [L*D, B, H] (``with_h0``), each layer's slice of it its RNN's initial_h; and
 lengths int32 [B] (``with_lengths``), every RNN's sequence_lens: steps at and after a sequence's
@@ -68,13 +73,20 @@ def export(model: RNN | RNNModel, path: str | os.PathLike[str], *, with_h0: bool
     def sequence_shape(width: int) -> list:  # x, output and y; "time" and "batch" are dynamic
         return ["batch", "time", width] if rnn.batch_first else ["time", "batch", width]
 
-    inputs = [graph.input("x", onnx.TensorProto.FLOAT, sequence_shape(rnn.input_size))]
+    embedding = model.embedding if isinstance(model, RNNModel) else None
+    if embedding is None:
+        inputs = [graph.input("x", onnx.TensorProto.FLOAT, sequence_shape(rnn.input_size))]
+    else:  # token ids: int64 [T, B] ([B, T]), looked up by one Gather into [T, B, I]
+        inputs = [graph.input("x", onnx.TensorProto.INT64, sequence_shape(0)[:2])]
     if with_h0:
         inputs.append(graph.input("h0", onnx.TensorProto.FLOAT, [L * D, "batch", H]))
     if with_lengths:
         inputs.append(graph.input("lengths", onnx.TensorProto.INT32, ["batch"]))
 
-    seq = graph.op("Transpose", ["x"], perm=[1, 0, 2]) if rnn.batch_first else "x"
+    seq = "x"
+    if embedding is not None:
+        seq = graph.op("Gather", [graph.const(embedding.parameters()["weight"]), seq], axis=0)
+    seq = graph.op("Transpose", [seq], perm=[1, 0, 2]) if rnn.batch_first else seq
     h_n_parts = []
     for k in range(L):
         seq, h_n_k = _rnn_layer(graph, rnn, k, seq, with_h0, with_lengths)
@@ -82,6 +94,16 @@ def export(model: RNN | RNNModel, path: str | os.PathLike[str], *, with_h0: bool
     h_n = graph.op("Concat", h_n_parts, out="h_n", axis=0)
 
     width, out_name = D * H, "output"
+    if isinstance(model, RNNModel) and model.readout != "all":  # [B, D*H] -> head -> y [B, O]
+        seq = _pooled(graph, model.readout, seq, h_n_parts[-1], D * H, with_lengths)
+        y = _head(graph, model.head, seq)
+        graph.op("Identity", [y], out="y")
+        outputs = [graph.output("y", ["batch", model.output_size]),
+                   graph.output(h_n, [L * D, "batch", H])]
+        proto = graph.model(type(model).__name__, inputs, outputs)
+        onnx.checker.check_model(proto, full_check=True)
+        onnx.save(proto, os.fspath(path))
+        return proto
     if head is not None:
         seq = _head(graph, head, seq)
         width, out_name = head.sizes[-1], "y"
@@ -121,6 +143,24 @@ def _rnn_layer(graph: _GraphBuilder, rnn: RNN, k: int, seq: str, with_h0: bool,
                       activations=[_RNN_ACTIVATIONS[rnn.nonlinearity]] * D)
     y = graph.op("Transpose", [y], perm=[0, 2, 1, 3])  # [T, D, B, H] -> [T, B, D, H]
     return graph.op("Reshape", [y, graph.const(np.array([0, 0, D * H]))]), y_h
+
+
+def _pooled(graph: _GraphBuilder, readout: str, seq: str, y_h: str, width: int,
+            with_lengths: bool) -> str:
+    """A readout's rows [B, D*H]: "last" from the top layer's Y_h [D, B, H], "mean" from its
+    output seq [T, B, D*H] (zero at padded steps) summed over time and divided by the lengths."""
+    if readout == "last":
+        rows = graph.op("Transpose", [y_h], perm=[1, 0, 2])  # [B, D, H]
+        return graph.op("Reshape", [rows, graph.const(np.array([0, width]))])
+    total = graph.op("ReduceSum", [seq, graph.const(np.array([0]))], keepdims=0)  # [B, D*H]
+    if with_lengths:
+        n = graph.op("Cast", ["lengths"], to=graph.onnx.TensorProto.FLOAT)
+        n = graph.op("Unsqueeze", [n, graph.const(np.array([1]))])  # [B, 1]
+    else:
+        shape = graph.op("Shape", [seq])
+        steps = graph.op("Gather", [shape, graph.const(np.array(0))])
+        n = graph.op("Cast", [steps], to=graph.onnx.TensorProto.FLOAT)
+    return graph.op("Div", [total, n])
 
 
 def _head(graph: _GraphBuilder, head: MLPHead, seq: str) -> str:

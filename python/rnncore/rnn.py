@@ -21,6 +21,7 @@ from . import _core
 from ._checks import (as_real_array, c_aligned, cache_aligned, check_bool, check_float_dtype,
                       check_positive_int)
 from ._registry import implementation
+from .init import check_init, initialise
 from .lengths import check_lengths
 
 _NONLINEARITIES = ("tanh", "relu")
@@ -84,12 +85,18 @@ class RNN:
     grad_h_n=None)`` runs backpropagation through time for the latest forward and accumulates
     parameter gradients in ``rnn.grads``. ``lengths`` (B,) runs each sequence over its own first
     lengths[b] steps, as torch's packed sequences do.
+
+    Weights are drawn as torch draws them, U(-1/sqrt(H), 1/sqrt(H)), from
+    ``np.random.default_rng(seed)``. ``init`` picks other schemes: "keras" (Glorot input weights,
+    orthogonal recurrent weights, zero biases), "irnn" (identity recurrent weights, for relu) or a
+    dict {"weight_ih" | "weight_hh" | "bias": scheme} (rnncore/init.py lists the schemes).
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
                  dropout: float = 0.0, bidirectional: bool = False, dtype: DTypeLike = np.float32,
-                 seed: int | np.random.Generator | None = None) -> None:
+                 seed: int | np.random.Generator | None = None,
+                 init: str | Mapping[str, str] | None = None) -> None:
         self.input_size = check_positive_int(input_size, "input_size")
         self.hidden_size = check_positive_int(hidden_size, "hidden_size")
         self.num_layers = check_positive_int(num_layers, "num_layers")
@@ -120,6 +127,8 @@ class RNN:
         for name, shape in self._parameter_shapes():
             self._params[name] = cache_aligned(
                 self._rng.uniform(-bound, bound, size=shape).astype(self.dtype))
+        self.init = check_init(init)  # other schemes overwrite those draws (rnncore/init.py)
+        initialise(self._params, self.init, self._rng)
         self._grads = {name: cache_aligned(np.zeros_like(p)) for name, p in self._params.items()}
         # (w_ih, w_hh, b_ih, b_hh) of layer k, direction d at index k * D + d, biases None when
         # bias=False; the same for the gradients. The arrays never change identity (loads copy

@@ -1,7 +1,8 @@
 """Generation from a trained next-token model: `sample` with a temperature, and `one_hot`.
 
-A next-token model reads one-hot tokens (input_size = vocabulary size V) and outputs logits over
-the next token (output_size = V), like the character model of ``rnncore demo``.
+A next-token model reads tokens, one-hot (input_size = vocabulary size V) or as ids through an
+embedding (vocab_size = V), and outputs logits over the next token (output_size = V), like the
+character model of ``rnncore demo``.
 """
 
 from __future__ import annotations
@@ -35,10 +36,16 @@ def sample(model, prompt, length: int, temperature: float = 1.0, seed=None) -> n
         >>> ids = sample(model, vocab.encode("def "), 200, temperature=0.8, seed=0)
     """
     prompt = np.asarray(prompt)
-    V = model.input_size
+    embedding = getattr(model, "embedding", None)  # token ids in: no one-hot needed
+    V = model.input_size if embedding is None else embedding.num_embeddings
+
+    def encode(ids: np.ndarray) -> np.ndarray:
+        return ids if embedding is not None else one_hot(ids, V, model.dtype)
+
     if model.output_size != V:
-        raise ValueError(f"sample: a next-token model needs output_size == input_size (the "
-                         f"vocabulary size), got {model.output_size} and {V}")
+        raise ValueError(f"sample: a next-token model needs output_size == the vocabulary size "
+                         f"(input_size, or vocab_size with an embedding), got "
+                         f"{model.output_size} and {V}")
     if model.bidirectional:
         raise ValueError("sample: a bidirectional model reads the future; it cannot generate")
     if prompt.ndim != 1 or prompt.size == 0:
@@ -51,11 +58,11 @@ def sample(model, prompt, length: int, temperature: float = 1.0, seed=None) -> n
     model.eval()
     try:
         out = np.empty(int(length), dtype=np.int64)
-        logits = model(one_hot(prompt, V, model.dtype))[-1]  # unbatched: (T, V) -> last step
+        logits = model(encode(prompt))[-1]  # unbatched: (T, V) -> last step
         for i in range(out.size):
             out[i] = _draw(logits.astype(np.float64), temperature, rng)
             if i + 1 < out.size:  # feed the drawn token back, continuing from the state
-                logits = model(one_hot(out[i:i + 1], V, model.dtype), model.h_n)[-1]
+                logits = model(encode(out[i:i + 1]), model.h_n)[-1]
     finally:
         model.train(was_training)
     return out

@@ -17,6 +17,7 @@ import numpy as np
 from .._registry import implements
 from ..model import RNNModel
 from ..rnn import RNN
+from ..seq2seq import Seq2Seq
 
 # RNN and nn.RNN both warn when dropout > 0 with one layer; a conversion is no place to repeat it.
 _DROPOUT_WARNING = "dropout option adds dropout after all but last recurrent layer"
@@ -148,7 +149,8 @@ def _head_layout(torch: Any, head: Any, width: int, dtype: np.dtype) -> tuple[tu
 
 
 @implements("RNNModel.from_torch")
-def model_from_torch(cls: type[RNNModel], rnn_module: Any, head: Any) -> RNNModel:
+def model_from_torch(cls: type[RNNModel], rnn_module: Any, head: Any, readout: str = "all",
+                     embedding: Any = None) -> RNNModel:
     torch = _import_torch()
     dtype = _check_torch_rnn(torch, rnn_module)
     if not rnn_module.bias:
@@ -156,14 +158,28 @@ def model_from_torch(cls: type[RNNModel], rnn_module: Any, head: Any) -> RNNMode
                          "bias=False")
     D = 2 if rnn_module.bidirectional else 1
     hidden, activation, output_size = _head_layout(torch, head, D * rnn_module.hidden_size, dtype)
+    tokens: dict = {}
+    if embedding is not None:
+        if not isinstance(embedding, torch.nn.Embedding):
+            raise TypeError(f"from_torch: expected the embedding as a torch.nn.Embedding, got "
+                            f"{type(embedding).__name__}")
+        if embedding.embedding_dim != rnn_module.input_size:
+            raise ValueError(f"from_torch: the embedding's embedding_dim should be the RNN's "
+                             f"input_size {rnn_module.input_size}, got {embedding.embedding_dim}")
+        if _numpy_dtype(torch, [embedding.weight], "from_torch (embedding)") != dtype:
+            raise TypeError("from_torch: the embedding's dtype differs from the RNN's")
+        tokens = dict(vocab_size=embedding.num_embeddings, padding_idx=embedding.padding_idx)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", _DROPOUT_WARNING, UserWarning)
         model = cls(rnn_module.input_size, rnn_module.hidden_size, output_size,
                     num_layers=rnn_module.num_layers, head=hidden, head_activation=activation,
                     nonlinearity=rnn_module.nonlinearity, bidirectional=rnn_module.bidirectional,
-                    batch_first=rnn_module.batch_first, dropout=rnn_module.dropout, dtype=dtype)
+                    batch_first=rnn_module.batch_first, dropout=rnn_module.dropout, dtype=dtype,
+                    readout=readout, **tokens)
     state = {**{f"rnn.{k}": v for k, v in _numpy_state(rnn_module).items()},
              **{f"head.{k}": v for k, v in _numpy_state(head).items()}}
+    if embedding is not None:
+        state["embedding.weight"] = _numpy_state(embedding)["weight"]
     model.load_state_dict(state)
     return model.train(rnn_module.training)
 
@@ -173,15 +189,29 @@ def _torch_model_class() -> type:
     module_base: Any = _import_torch().nn.Module
 
     class TorchRNNModel(module_base):
-        """RNNModel in torch: ``y, h_n = module(x, h0=None)`` with ``y = head(rnn(x, h0)[0])``."""
+        """RNNModel in torch: ``y, h_n = module(x, h0=None)`` with ``y = head(rnn(x, h0)[0])``
+        for readout "all", ``head(cat(h_n[-D:], -1))`` for "last" and ``head(output.mean(time))``
+        for "mean"."""
 
-        def __init__(self, rnn: Any, head: Any) -> None:
+        def __init__(self, rnn: Any, head: Any, readout: str = "all",
+                     embedding: Any = None) -> None:
             super().__init__()
+            if embedding is not None:  # registered first: its name leads the state dict
+                self.embedding = embedding
             self.rnn = rnn
             self.head = head
+            self.readout = readout
 
         def forward(self, x: Any, h0: Any = None) -> tuple[Any, Any]:
+            if hasattr(self, "embedding"):
+                x = self.embedding(x)
             output, h_n = self.rnn(x, h0)
+            if self.readout == "last":
+                D = 2 if self.rnn.bidirectional else 1
+                return self.head(_import_torch().cat(list(h_n[-D:]), -1)), h_n
+            if self.readout == "mean":
+                time = 1 if self.rnn.batch_first and output.dim() == 3 else 0
+                return self.head(output.mean(time)), h_n
             return self.head(output), h_n
 
     TorchRNNModel.__module__ = __name__
@@ -200,6 +230,70 @@ def model_to_torch(model: RNNModel) -> Any:
             if k > 0:
                 layers.append(getattr(nn, _TORCH_ACTIVATIONS[model.head_activation])())
             layers.append(nn.Linear(fan_in, fan_out, dtype=_torch_dtype(torch, model.dtype)))
-    module = _torch_model_class()(rnn, nn.Sequential(*layers))
+    embedding = None
+    if model.embedding is not None:
+        with torch.random.fork_rng(devices=[]):
+            embedding = nn.Embedding(model.embedding.num_embeddings, model.input_size,
+                                     padding_idx=model.embedding.padding_idx,
+                                     dtype=_torch_dtype(torch, model.dtype))
+    module = _torch_model_class()(rnn, nn.Sequential(*layers), model.readout, embedding)
     _copy_into(torch, module, model.parameters())
+    return module.train(model.training)
+
+
+# ---- Seq2Seq -> (encoder, bridge, decoder) ------------------------------------------------------
+
+
+@functools.cache
+def _torch_seq2seq_class() -> type:
+    torch = _import_torch()
+    module_base: Any = torch.nn.Module
+
+    class TorchSeq2Seq(module_base):
+        """Seq2Seq in torch: ``logits = module(src, tgt_in, src_lengths=None)``; the encoder's
+        h_n (packed by src_lengths) through the bridge is the decoder's h0."""
+
+        def __init__(self, encoder: Any, bridge: Any, decoder: Any) -> None:
+            super().__init__()
+            self.encoder = encoder
+            if bridge is not None:  # registered between the two, as rnncore names them
+                self.bridge = bridge
+            self.decoder = decoder
+
+        def encode(self, src: Any, src_lengths: Any = None) -> Any:
+            enc = self.encoder
+            rnn = enc if isinstance(enc, torch.nn.RNN) else enc.rnn
+            x = enc.embedding(src) if hasattr(enc, "embedding") else src
+            if src_lengths is not None:
+                x = torch.nn.utils.rnn.pack_padded_sequence(
+                    x, torch.as_tensor(src_lengths), batch_first=rnn.batch_first,
+                    enforce_sorted=False)
+            _, h_n = rnn(x)
+            L, De = rnn.num_layers, 2 if rnn.bidirectional else 1
+            parts = h_n.reshape(L, De, h_n.shape[1], h_n.shape[2])
+            if not hasattr(self, "bridge"):
+                return parts.sum(1)
+            rows = parts.permute(0, 2, 1, 3).reshape(L, h_n.shape[1], De * h_n.shape[2])
+            return self.bridge(rows)
+
+        def forward(self, src: Any, tgt_in: Any, src_lengths: Any = None) -> Any:
+            return self.decoder(tgt_in, self.encode(src, src_lengths).contiguous())[0]
+
+    TorchSeq2Seq.__module__ = __name__
+    return TorchSeq2Seq
+
+
+@implements("Seq2Seq.to_torch")
+def seq2seq_to_torch(model: Seq2Seq) -> Any:
+    torch = _import_torch()
+    enc = model.encoder
+    encoder = rnn_to_torch(enc) if isinstance(enc, RNN) else model_to_torch(enc)
+    bridge = None
+    if model.proj is not None:
+        with torch.random.fork_rng(devices=[]):
+            fan_in, fan_out = model.proj.sizes
+            bridge = torch.nn.Sequential(torch.nn.Linear(fan_in, fan_out,
+                                                         dtype=_torch_dtype(torch, model.dtype)))
+        _copy_into(torch, bridge, model.proj.params)
+    module = _torch_seq2seq_class()(encoder, bridge, model_to_torch(model.decoder))
     return module.train(model.training)
