@@ -74,6 +74,55 @@ def test_zero_grad_zeroes_the_models_gradients():
     assert all(not g.any() for g in model.grads.values())
 
 
+def _feed(model, step):
+    for name, g in model.grads.items():
+        g += (np.sin(step + np.arange(g.size).reshape(g.shape)) + model.parameters()[name])
+
+
+@pytest.mark.parametrize("make", [lambda m: optim.Adam(m, lr=0.01, weight_decay=0.1),
+                                  lambda m: optim.SGD(m, lr=0.05, momentum=0.9, nesterov=True)],
+                         ids=["Adam", "SGD"])
+def test_state_dict_resumes_bit_for_bit(make):
+    """Save an optimizer's state after 3 steps, go on in a fresh model and optimizer from the saved
+    parameters and state: the same bits as 6 uninterrupted steps."""
+    model = small_model(dtype=np.float32)
+    opt = make(model)
+    for step in range(6):
+        if step == 3:
+            params, saved = model.state_dict(), opt.state_dict()
+        opt.zero_grad()
+        _feed(model, step)
+        opt.step()
+    resumed = small_model(dtype=np.float32, seed=1)
+    resumed.load_state_dict(params)
+    opt2 = make(resumed)
+    opt2.load_state_dict(saved)
+    for step in range(3, 6):
+        opt2.zero_grad()
+        _feed(resumed, step)
+        opt2.step()
+    for name, p in model.parameters().items():
+        np.testing.assert_array_equal(resumed.parameters()[name], p, err_msg=name)
+    assert saved["hyperparameters"] == opt.state_dict()["hyperparameters"]
+
+
+def test_state_dict_holds_copies_and_checks_names():
+    model = small_model()
+    opt = optim.Adam(model)
+    for g in model.grads.values():
+        g.fill(1.0)
+    opt.step()
+    saved = opt.state_dict()
+    assert saved["state"]["head.0.bias"]["step"] == 1
+    saved["state"]["head.0.bias"]["exp_avg"] += 1  # a copy: the optimizer's state is unchanged
+    assert not np.shares_memory(saved["state"]["head.0.bias"]["exp_avg"],
+                                opt.state["head.0.bias"]["exp_avg"])
+    with pytest.raises(ValueError, match="not a parameter"):
+        opt.load_state_dict({"state": {"nope": {}}, "hyperparameters": saved["hyperparameters"]})
+    with pytest.raises(ValueError, match="hyperparameters"):
+        opt.load_state_dict({"state": {}, "hyperparameters": {"lr": 1.0}})
+
+
 @pytest.mark.parametrize("max_norm", [0.5, 1e6])
 def test_clip_grad_norm_matches_torch(max_norm):
     torch = pytest.importorskip("torch")

@@ -9,6 +9,7 @@ name and in the parameter's dtype.
 from __future__ import annotations
 
 import numbers
+from typing import Any
 
 import numpy as np
 
@@ -42,6 +43,49 @@ class _Optimizer:
         grads = self.model.grads
         for name, p in self.model.parameters().items():
             self._update(p, grads[name], self.state.setdefault(name, {}))
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """The constructor arguments other than the model (lr, betas, ...) as plain Python
+        values."""
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(self).items()
+                if k not in ("model", "state")}
+
+    def state_dict(self) -> dict[str, Any]:
+        """A copy of the optimizer's state, as ``torch.optim.Optimizer.state_dict`` gives one:
+        ``{"state": {param name: {key: array or int}}, "hyperparameters": {...}}``. The state is
+        keyed by parameter name (torch keys it by position) and holds copies, not live arrays."""
+        state = {name: {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in s.items()}
+                 for name, s in self.state.items()}
+        return {"state": state, "hyperparameters": self.hyperparameters()}
+
+    def load_state_dict(self, state_dict) -> None:
+        """Restore a `state_dict` (of the same optimizer class, for a model with the same
+        parameters): the next `step` continues exactly where the saved optimizer stopped. Arrays
+        are copied in the parameter's dtype; ValueError if a name or shape does not fit, in which
+        case nothing changes."""
+        params = self.model.parameters()
+        hyper, new_state = dict(state_dict["hyperparameters"]), {}
+        if sorted(hyper) != sorted(self.hyperparameters()):
+            raise ValueError(f"state_dict: expected the hyperparameters "
+                             f"{sorted(self.hyperparameters())} of {type(self).__name__}, got "
+                             f"{sorted(hyper)}")
+        for name, entries in state_dict["state"].items():
+            if name not in params:
+                raise ValueError(f"state_dict: state for {name!r}, which is not a parameter of "
+                                 f"the model (its parameters: {', '.join(params)})")
+            p, new_state[name] = params[name], {}
+            for key, value in entries.items():
+                value = np.asarray(value)
+                if value.ndim == 0 and value.dtype.kind in "iu":  # a step count
+                    new_state[name][key] = int(value)
+                elif value.shape != p.shape:
+                    raise ValueError(f"state_dict: {name}/{key} has shape {value.shape}, the "
+                                     f"parameter {p.shape}")
+                else:
+                    new_state[name][key] = value.astype(p.dtype, copy=True)
+        for key, value in hyper.items():
+            setattr(self, key, tuple(value) if isinstance(value, list) else value)
+        self.state = new_state
 
     def _update(self, p: np.ndarray, g: np.ndarray, state: dict) -> None:
         raise NotImplementedError
