@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 
 from ._checks import as_real_array, check_positive_int
+from ._flat import FlatParameters
+from ._pool import ArrayPool
 from ._registry import implementation
 from .head import ACTIVATIONS, MLPHead
 from .rnn import RNN, LoadResult, load_parameters
@@ -58,6 +60,14 @@ class RNNModel:
         self.h_n: np.ndarray | None = None
         self.grad_h0: np.ndarray | None = None
         self._y_shape: tuple | None = None
+        self._y_pool, self._dy_pool = ArrayPool(), ArrayPool()
+        # Every parameter in one flat buffer and every gradient in another, the parts' arrays
+        # being views into them (rnncore/_flat.py): one pass zeroes, clips or updates them all.
+        self._flat = FlatParameters.gather(self._parts(), self.rnn.dtype)
+
+    def _parts(self) -> dict:
+        """The parts that hold parameters, by the prefix of their names, in order."""
+        return {"rnn": self.rnn, "head": self.head}
 
     # ---- the RNN's settings, read-only ---------------------------------------------------------
 
@@ -96,8 +106,7 @@ class RNNModel:
                 **{f"head.{k}": v for k, v in self.head.grads.items()}}
 
     def zero_grad(self) -> None:
-        for g in self.grads.values():
-            g.fill(0)
+        self._flat.grads.fill(0)  # one pass over the flat buffer
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Copies of the parameters by name; torch's ``load_state_dict`` takes it after
@@ -130,10 +139,13 @@ class RNNModel:
         RNN's states are zero at padded steps, so y there is the head applied to a zero state
         (as an ``nn.Linear`` after ``pad_packed_sequence`` gives); mask those steps out of the
         loss (``rnncore.length_mask``)."""
+        self.head._inputs = None  # drops the previous forward's arrays, so they can be reused
         output, self.h_n = self.rnn(x, h0, lengths)
         if self.batch_first and output.ndim == 3:
             output = output.swapaxes(0, 1)  # back to the RNN's contiguous (T, B, D*H)
-        rows = self.head.forward(output.reshape(-1, output.shape[-1]))  # (T*B, O)
+        a = output.reshape(-1, output.shape[-1])
+        # y in an array the caller may keep: reused only once dropped (rnncore/_pool.py)
+        rows = self.head.forward(a, out=self._y_pool.get((len(a), self.output_size), self.dtype))
         y = rows.reshape(*output.shape[:-1], self.output_size)
         if self.batch_first and y.ndim == 3:
             y = y.swapaxes(0, 1)
@@ -153,6 +165,10 @@ class RNNModel:
                              f"got {dy.shape}")
         if self.batch_first and dy.ndim == 3:
             dy = dy.swapaxes(0, 1)
+        if not dy.flags.c_contiguous:  # time-major rows, copied into a reused buffer
+            buf = self._dy_pool.get(dy.shape, dy.dtype)
+            np.copyto(buf, dy)
+            dy = buf
         d_rows = self.head.backward(dy.reshape(-1, self.output_size))  # (T*B, D*H)
         d_output = d_rows.reshape(*dy.shape[:-1], d_rows.shape[-1])
         if self.batch_first and d_output.ndim == 3:

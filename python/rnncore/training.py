@@ -11,8 +11,9 @@ import math
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import losses
+from . import _core, losses
 from ._checks import as_real_array, check_positive_int
+from ._flat import FlatParameters
 from .lengths import length_mask
 from .optim import Adam
 
@@ -25,12 +26,18 @@ def clip_grad_norm(model, max_norm: float) -> float:
     is below 1). Returns the norm before clipping."""
     if not max_norm > 0:
         raise ValueError(f"max_norm must be a positive number, got {max_norm!r}")
-    grads = list(model.grads.values())
-    norm = math.sqrt(sum(float(np.square(g).sum(dtype=np.float64)) for g in grads))
+    flat = getattr(model, "_flat", None)
+    # one pass over the flat gradient buffer when the model has one, else array by array
+    grads = [flat.grads] if isinstance(flat, FlatParameters) else list(model.grads.values())
+    norm = math.sqrt(sum(_core.sum_squares(g.reshape(-1)) if g.flags.c_contiguous else
+                         float(np.square(g).sum(dtype=np.float64)) for g in grads))
     coef = max_norm / (norm + 1e-6)
     if coef < 1:
         for g in grads:
-            g *= g.dtype.type(coef)
+            if g.flags.c_contiguous:
+                _core.scale(g.reshape(-1), coef)
+            else:
+                g *= g.dtype.type(coef)
     return norm
 
 
