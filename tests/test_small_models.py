@@ -1,0 +1,315 @@
+"""Issue 20: a model's parameters and gradients in one flat buffer each, the fused optimizer
+updates (SGD, Adam, AdamW) against torch.optim and a plain numpy reference, the head's reused
+workspaces, and a steady training loop that allocates nothing after its first step."""
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import rnncore
+from model_helpers import small_model
+from rnncore import losses, optim
+from rnncore._checks import CACHE_LINE
+
+
+# ---- a plain numpy reference of the optimizers (the per-parameter code rnncore had before) ----
+
+def numpy_sgd(p, g, state, lr, momentum=0.0, weight_decay=0.0, dampening=0.0, nesterov=False):
+    f = p.dtype.type
+    if weight_decay:
+        g = g + f(weight_decay) * p
+    if momentum:
+        buf = state.get("momentum_buffer")
+        if buf is None:
+            buf = state["momentum_buffer"] = g.copy()
+        else:
+            buf *= f(momentum)
+            buf += f(1 - dampening) * g
+        g = g + f(momentum) * buf if nesterov else buf
+    p -= f(lr) * g
+
+
+def numpy_adam(p, g, state, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decoupled=False):
+    beta1, beta2 = betas
+    f = p.dtype.type
+    if not state:
+        state.update(step=0, exp_avg=np.zeros_like(p), exp_avg_sq=np.zeros_like(p))
+    state["step"] += 1
+    t, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
+    if weight_decay and decoupled:
+        p *= f(1 - lr * weight_decay)
+    elif weight_decay:
+        g = g + f(weight_decay) * p
+    m += f(1 - beta1) * (g - m)
+    v *= f(beta2)
+    v += f(1 - beta2) * g * g
+    denom = np.sqrt(v) / f((1 - beta2 ** t) ** 0.5) + f(eps)
+    p -= f(lr / (1 - beta1 ** t)) * m / denom
+
+
+def numpy_head_forward_backward(params, a, dy, activation="relu"):
+    """The MLP head as plain numpy expressions: (y, da, grads)."""
+    act, act_grad = rnncore.head.ACTIVATIONS[activation]
+    n = len(params) // 2
+    inputs = []
+    for k in range(n):
+        inputs.append(a)
+        a = a @ params[f"{2 * k}.weight"].T + params[f"{2 * k}.bias"]
+        if k < n - 1:
+            a = act(a)
+    y, dz, grads = a, dy, {}
+    for k in reversed(range(n)):
+        grads[f"{2 * k}.weight"] = dz.T @ inputs[k]
+        grads[f"{2 * k}.bias"] = dz.sum(axis=0)
+        da = dz @ params[f"{2 * k}.weight"]
+        if k > 0:
+            dz = da * act_grad(inputs[k])
+    return y, da, grads
+
+
+# ---- the flat buffer --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("make", [lambda: small_model(dtype=np.float32),
+                                  lambda: rnncore.RNN(3, 5, num_layers=2, bidirectional=True)])
+def test_parameters_and_gradients_are_views_of_one_aligned_buffer(make):
+    model = make()
+    flat = model._flat
+    for views, buffer, arrays in ((flat.param_views, flat.params, model.parameters()),
+                                  (flat.grad_views, flat.grads, model.grads)):
+        assert buffer.ndim == 1 and buffer.ctypes.data % CACHE_LINE == 0
+        assert list(arrays) == list(views)
+        for name, a in arrays.items():
+            assert a is views[name] or np.shares_memory(a, buffer)
+            assert a.ctypes.data % CACHE_LINE == 0 and a.flags.c_contiguous
+    assert list(model.state_dict()) == list(model.parameters())
+
+
+def test_model_buffer_keeps_the_parts_values_and_names():
+    a, b = small_model(dtype=np.float32, seed=3), small_model(dtype=np.float32, seed=3)
+    assert a.parameters().keys() == b.parameters().keys()
+    head_names = [f"head.{k}" for k in a.head.params]
+    rnn_names = [f"rnn.{k}" for k in a.rnn.parameters()]
+    assert list(a.parameters()) == rnn_names + head_names
+    for name, p in a.parameters().items():
+        np.testing.assert_array_equal(p, b.parameters()[name])
+        assert np.shares_memory(p, a._flat.params)
+
+
+# ---- the optimizers against torch and the numpy reference --------------------------------------
+
+OPTIMIZERS = [
+    ("SGD", dict(lr=0.1), numpy_sgd),
+    ("SGD", dict(lr=0.05, momentum=0.9, weight_decay=0.01, dampening=0.1), numpy_sgd),
+    ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True), numpy_sgd),
+    ("Adam", dict(lr=0.01), numpy_adam),
+    ("Adam", dict(lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1), numpy_adam),
+    ("AdamW", dict(lr=0.01), lambda *a, **k: numpy_adam(*a, decoupled=True, weight_decay=1e-2, **k)),
+    ("AdamW", dict(lr=0.01, weight_decay=0.3),
+     lambda *a, **k: numpy_adam(*a, decoupled=True, **k)),
+]
+
+
+def _fill_grads(model, rng, dtype):
+    for name, g in model.grads.items():
+        g += (rng.normal(size=g.shape) + np.sin(3 * model.parameters()[name])).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cls, kwargs, reference", OPTIMIZERS)
+def test_fused_optimizers_match_numpy_reference_and_torch(cls, kwargs, reference, dtype):
+    model = small_model(dtype=dtype, head=(6,))
+    want = {k: v.copy() for k, v in model.parameters().items()}
+    states: dict = {k: {} for k in want}
+    opt = getattr(optim, cls)(model, **kwargs)
+    torch = None
+    try:
+        import torch
+    except ImportError:
+        pass
+    if torch is not None:
+        theirs = {k: torch.nn.Parameter(torch.tensor(v)) for k, v in want.items()}
+        topt = getattr(torch.optim, cls)(list(theirs.values()), **kwargs)
+    rng = np.random.default_rng(0)
+    tol = dict(rtol=1e-12, atol=1e-14) if dtype == np.float64 else dict(rtol=1e-5, atol=1e-6)
+    for _ in range(20):
+        opt.zero_grad()
+        _fill_grads(model, rng, dtype)
+        for name, g in model.grads.items():
+            reference(want[name], g.copy(), states[name], **kwargs)
+            if torch is not None:
+                theirs[name].grad = torch.tensor(g.copy())
+        opt.step()
+        if torch is not None:
+            topt.step()
+        for name, p in model.parameters().items():
+            np.testing.assert_allclose(p, want[name], **tol, err_msg=name)
+            if torch is not None:
+                np.testing.assert_allclose(p, theirs[name].detach().numpy(), **tol, err_msg=name)
+
+
+@pytest.mark.parametrize("cls", ["SGD", "Adam", "AdamW"])
+def test_replaced_and_in_place_changed_parameters_are_seen(cls):
+    """load_state_dict and in-place changes go into the flat buffer that zero_grad, clipping and
+    the optimizer work on: nothing is silently detached."""
+    kwargs = dict(lr=0.05, momentum=0.9) if cls == "SGD" else dict(lr=0.05)
+    model, twin = small_model(dtype=np.float64), small_model(dtype=np.float64, seed=7)
+    opt = getattr(optim, cls)(model, **kwargs)
+    rng = np.random.default_rng(1)
+    _fill_grads(model, rng, np.float64)
+    opt.step()  # the state exists now
+    model.load_state_dict(twin.state_dict())  # replaced
+    model.parameters()["head.0.bias"][...] = 0.25  # changed in place
+    model.rnn.parameters()["weight_hh_l1"] *= 2
+    for name, p in model.parameters().items():
+        assert np.shares_memory(p, model._flat.params), name
+    want = {k: v.copy() for k, v in model.parameters().items()}
+    saved = opt.state_dict()["state"]
+    states = {k: {kk: (vv.copy() if isinstance(vv, np.ndarray) else vv) for kk, vv in s.items()}
+              for k, s in saved.items()}
+    model.zero_grad()
+    assert not model._flat.grads.any()
+    _fill_grads(model, rng, np.float64)
+    for g in model.grads.values():
+        g *= 100  # so that clipping scales
+    norm = rnncore.clip_grad_norm(model, 1.0)
+    np.testing.assert_allclose(np.sqrt(sum((g ** 2).sum() for g in model.grads.values())), 1.0,
+                               rtol=1e-5)
+    assert norm > 1
+    grads = {k: g.copy() for k, g in model.grads.items()}
+    opt.step()
+    reference = numpy_sgd if cls == "SGD" else numpy_adam
+    extra = dict(decoupled=True, weight_decay=1e-2) if cls == "AdamW" else {}
+    for name, p in model.parameters().items():
+        reference(want[name], grads[name], states[name], **kwargs, **extra)
+        np.testing.assert_allclose(p, want[name], rtol=1e-12, atol=1e-14, err_msg=name)
+
+
+def test_load_state_dict_keeps_the_fused_path_and_resumes():
+    model = small_model(dtype=np.float32)
+    opt = optim.Adam(model, lr=0.01)
+    rng = np.random.default_rng(2)
+    for _ in range(3):
+        opt.zero_grad()
+        _fill_grads(model, rng, np.float32)
+        opt.step()
+    other = small_model(dtype=np.float32)
+    other.load_state_dict(model.state_dict())
+    opt2 = optim.Adam(other, lr=0.01)
+    opt2.load_state_dict(opt.state_dict())
+    assert opt2._flat_state is not None  # whole state: back in flat buffers
+    for o, m in ((opt, model), (opt2, other)):
+        o.zero_grad()
+        _fill_grads(m, np.random.default_rng(9), np.float32)
+        o.step()
+    for name, p in model.parameters().items():
+        np.testing.assert_array_equal(p, other.parameters()[name])
+    assert opt2.state_dict()["state"]["head.0.bias"]["step"] == 4
+
+
+# ---- the head ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid"])
+def test_head_matches_numpy_reference(activation):
+    model = small_model(dtype=np.float64, head_activation=activation)
+    head = model.head
+    rng = np.random.default_rng(0)
+    for n in (7, 7, 11):  # the same shape twice (workspaces reused), then another
+        a = rng.normal(size=(n, head.sizes[0]))
+        dy = rng.normal(size=(n, head.sizes[-1]))
+        for g in head.grads.values():
+            g.fill(0)
+        y = head.forward(a).copy()
+        da = head.backward(dy)
+        want_y, want_da, want_grads = numpy_head_forward_backward(head.params, a, dy, activation)
+        np.testing.assert_allclose(y, want_y, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(da, want_da, rtol=1e-12, atol=1e-12)
+        for name, g in head.grads.items():
+            np.testing.assert_allclose(g, want_grads[name], rtol=1e-12, atol=1e-12)
+
+
+def test_outputs_the_caller_keeps_are_never_overwritten():
+    model = small_model(dtype=np.float32)
+    x1 = np.random.default_rng(0).normal(size=(4, 2, 3)).astype(np.float32)
+    y1 = model(x1)
+    kept = y1.copy()
+    model(x1 + 1)
+    model(x1 - 1)
+    np.testing.assert_array_equal(y1, kept)
+
+
+# ---- 100 steps against torch, and a steady loop without allocation -----------------------------
+
+def _forecaster(seed=0):
+    return rnncore.RNNModel(1, 32, 1, num_layers=2, head=(16,), batch_first=True, seed=seed)
+
+
+def test_100_steps_match_torch_and_numpy_reference():
+    torch = pytest.importorskip("torch")
+    model = _forecaster()
+    reference = _forecaster()  # the same weights, stepped by the numpy reference Adam
+    module = model.to_torch()
+    opt = optim.Adam(model, lr=1e-3)
+    topt = torch.optim.Adam(module.parameters(), lr=1e-3)
+    states: dict = {k: {} for k in reference.parameters()}
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((32, 24, 1)).astype(np.float32)
+    y = rng.standard_normal((32, 24, 1)).astype(np.float32)
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+    for step in range(100):
+        pred = model(x)
+        loss, grad = losses.mse(pred, y)
+        model.zero_grad()
+        model.backward(grad)
+        opt.step()
+
+        rpred = reference(x)
+        rloss = float(np.mean((rpred.astype(np.float64) - y) ** 2))
+        reference.zero_grad()
+        reference.backward(2 * (rpred - y) / y.size)
+        for name, p in reference.parameters().items():
+            numpy_adam(p, reference.grads[name].copy(), states[name], lr=1e-3)
+
+        tpred, _ = module(tx)
+        tloss = torch.nn.functional.mse_loss(tpred, ty)
+        topt.zero_grad()
+        tloss.backward()
+        topt.step()
+        np.testing.assert_allclose(loss, tloss.item(), rtol=1e-4, err_msg=f"step {step}")
+        np.testing.assert_allclose(loss, rloss, rtol=1e-4, err_msg=f"step {step}")
+    theirs = module.state_dict()
+    for name, p in model.parameters().items():
+        np.testing.assert_allclose(p, theirs[name].numpy(), rtol=1e-4, atol=1e-5, err_msg=name)
+        np.testing.assert_allclose(p, reference.parameters()[name], rtol=1e-4, atol=1e-5,
+                                   err_msg=name)
+
+
+def test_steady_loop_allocates_no_arrays_after_the_first_steps():
+    model = _forecaster()
+    opt = optim.Adam(model, lr=1e-3)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((32, 24, 1)).astype(np.float32)
+    y = rng.standard_normal((32, 24, 1)).astype(np.float32)
+
+    def step():
+        pred = model(x)
+        _, grad = losses.mse(pred, y)
+        model.zero_grad()
+        model.backward(grad)
+        rnncore.clip_grad_norm(model, 1.0)
+        opt.step()
+
+    smallest = 32 * 24 * 4  # bytes of the smallest per-step array (y, grad)
+    tracemalloc.start()
+    try:
+        for _ in range(3):  # the first steps fill the pools (two arrays alternate per role)
+            step()
+        start, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        for _ in range(1000):
+            step()
+        end, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak - start < smallest, (start, end, peak)
+    assert end - start < 1024, (start, end)
