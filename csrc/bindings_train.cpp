@@ -12,6 +12,7 @@
 
 #include "bindings_checks.h"
 #include "rnncore/linear.h"
+#include "rnncore/losses.h"
 #include "rnncore/optim.h"
 
 namespace rnncore::bindings {
@@ -127,9 +128,39 @@ void linear_backward(const Array& a, const Array& w, const Array& dz,
     });
 }
 
+double cross_entropy(const Array& logits, const Array& labels, double scale, const Array& grad) {
+    double loss = 0;
+    with_dtype_of(logits, [&](auto zero) {
+        using F = decltype(zero);
+        RNNCORE_REQUIRE(logits.ndim() == 2,
+                        "logits: expected a 2-D array (N, C), got shape " + shape_str(logits));
+        const std::int64_t N = logits.shape(0), C = logits.shape(1);
+        const auto vx = view<F>(logits, "logits", {N, C}, false);
+        const auto vg = view<F>(grad, "grad", {N, C}, true);
+        RNNCORE_REQUIRE(vx.ld == C && vg.ld == C, "logits, grad: expected contiguous rows");
+        require_disjoint<F>({{&vg, "grad"}}, {{&vx, "logits"}});
+        RNNCORE_REQUIRE(is_dtype<std::int64_t>(labels.dtype()),
+                        "labels: expected dtype int64, got " + dtype_str(labels.dtype()));
+        RNNCORE_REQUIRE(labels.ndim() == 1 && labels.shape(0) == N,
+                        "labels: expected shape (" + std::to_string(N) + ",), got " +
+                            shape_str(labels));
+        RNNCORE_REQUIRE(N <= 1 || labels.strides(0) == py::ssize_t(sizeof(std::int64_t)),
+                        "labels: expected a contiguous array");
+        RNNCORE_REQUIRE(is_aligned(labels), "labels: expected an aligned array");
+        const auto* lab = static_cast<const std::int64_t*>(labels.data());
+        py::gil_scoped_release release;
+        loss = rnncore::softmax_cross_entropy<F>(N, C, vx.data, lab, scale, vg.data);
+    });
+    return loss;
+}
+
 }  // namespace
 
 void def_train(py::module_& m) {
+    m.def("cross_entropy", &cross_entropy, arg("logits"), arg("labels"), py::arg("scale"),
+          arg("grad"),
+          "Softmax cross-entropy of logits (N,C) at int64 labels (N,), times scale, returned;\n"
+          "grad (N,C) written: scale * (softmax(logits) - one_hot(labels)).");
     m.def("linear_forward", &linear_forward, arg("a"), arg("w"), arg("b"), arg("z"),
           py::arg("activation"),
           "z = act(a w^T + b): a (N,I), w (O,I), b (O,), z (N,O) written; act 'none', 'relu',\n"

@@ -79,6 +79,12 @@ def linear_backward(
     """For z = a w^T + b: dw += dz^T a, db += column sums of dz, da = dz w (None: skipped)
     times act_in'(a), the derivative of the activation that produced a."""
 
+def cross_entropy(
+    logits: _Array, labels: NDArray[np.int64], scale: float, grad: _Array
+) -> float:
+    """Softmax cross-entropy of logits (N,C) at int64 labels (N,), times scale, returned;
+    grad (N,C) written: scale * (softmax(logits) - one_hot(labels))."""
+
 def sgd_step(
     p: _Array,
     g: _Array,

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import _core
 from ._checks import as_real_array
-from ._pool import ArrayPool
+from .buffers import ArrayPool
 
 __all__ = ["mse", "cross_entropy"]
 
@@ -106,6 +106,22 @@ def cross_entropy(logits, labels, mask=None) -> tuple[float, np.ndarray]:
         raise ValueError(f"cross_entropy: logits must be labels' shape plus a class dim, got "
                          f"logits {logits.shape} and labels {labels.shape}")
     mask = _check_mask(mask, labels.shape, "labels'")
+    if (mask is None and labels.dtype == np.int64 and logits.size
+            and labels.flags.c_contiguous and labels.flags.aligned):
+        # the steady-loop path: one fused C++ pass, the gradient in an array reused once the
+        # caller drops it
+        grad = _pool("cross_entropy").get(logits.shape, logits.dtype)
+        rows = logits
+        if not (logits.flags.c_contiguous and logits.flags.aligned):
+            rows = _pool("cross_entropy_logits").get(logits.shape, logits.dtype)
+            np.copyto(rows, logits)
+        C = logits.shape[-1]
+        try:
+            loss = _core.cross_entropy(rows.reshape(-1, C), labels.reshape(-1),
+                                       1.0 / labels.size, grad.reshape(-1, C))
+            return loss, grad
+        except ValueError:  # a label out of range: the general path below names it
+            pass
     counted = np.ones(labels.shape, bool) if mask is None else np.broadcast_to(
         mask.reshape(mask.shape + (1,) * (labels.ndim - mask.ndim)), labels.shape)
     C = logits.shape[-1]

@@ -12,8 +12,7 @@ from typing import Any
 import numpy as np
 
 from ._checks import as_real_array, check_positive_int
-from ._flat import FlatParameters
-from ._pool import ArrayPool
+from .buffers import ArrayPool, FlatParameters
 from ._registry import implementation
 from .head import ACTIVATIONS, MLPHead
 from .rnn import RNN, LoadResult, load_parameters
@@ -62,7 +61,7 @@ class RNNModel:
         self._y_shape: tuple | None = None
         self._y_pool, self._dy_pool = ArrayPool(), ArrayPool()
         # Every parameter in one flat buffer and every gradient in another, the parts' arrays
-        # being views into them (rnncore/_flat.py): one pass zeroes, clips or updates them all.
+        # being views into them (rnncore/buffers.py): one pass zeroes, clips or updates them all.
         self._flat = FlatParameters.gather(self._parts(), self.rnn.dtype)
 
     def _parts(self) -> dict:
@@ -144,7 +143,7 @@ class RNNModel:
         if self.batch_first and output.ndim == 3:
             output = output.swapaxes(0, 1)  # back to the RNN's contiguous (T, B, D*H)
         a = output.reshape(-1, output.shape[-1])
-        # y in an array the caller may keep: reused only once dropped (rnncore/_pool.py)
+        # y in an array the caller may keep: reused only once dropped (rnncore/buffers.py)
         rows = self.head.forward(a, out=self._y_pool.get((len(a), self.output_size), self.dtype))
         y = rows.reshape(*output.shape[:-1], self.output_size)
         if self.batch_first and y.ndim == 3:

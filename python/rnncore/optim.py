@@ -5,7 +5,7 @@
 Any object with ``parameters()`` and ``grads`` (dicts of arrays by name) and ``zero_grad()`` can
 be optimized: rnncore.RNNModel and rnncore.RNN both qualify. Optimizer state is kept by parameter
 name and in the parameter's dtype. For a model whose parameters live in one flat buffer
-(rnncore/_flat.py: RNNModel and RNN do), the state lives in flat buffers of the same layout and a
+(rnncore/buffers.py: RNNModel and RNN do), the state lives in flat buffers of the same layout and a
 step is one fused pass over all of them in C++ (``_core.sgd_step`` / ``_core.adam_step``);
 otherwise the same C++ update runs parameter by parameter.
 """
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from ._flat import FlatParameters
+from .buffers import FlatParameters
 
 __all__ = ["SGD", "Adam", "AdamW"]
 
@@ -131,7 +131,8 @@ class _Optimizer:
         are copied in the parameter's dtype; ValueError if a name or shape does not fit, in which
         case nothing changes."""
         params = self.model.parameters()
-        hyper, new_state = dict(state_dict["hyperparameters"]), {}
+        hyper = dict(state_dict["hyperparameters"])
+        new_state: dict[str, dict[str, Any]] = {}
         if sorted(hyper) != sorted(self.hyperparameters()):
             raise ValueError(f"state_dict: expected the hyperparameters "
                              f"{sorted(self.hyperparameters())} of {type(self).__name__}, got "
@@ -192,7 +193,7 @@ class SGD(_Optimizer):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
 
     @property
-    def _ARRAYS(self):  # type: ignore[override]
+    def _ARRAYS(self):
         return ("momentum_buffer",) if self.momentum else ()
 
     def _fused(self, p, g, state, t):

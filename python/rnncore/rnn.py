@@ -19,8 +19,7 @@ from numpy.typing import ArrayLike, DTypeLike
 
 from . import _core
 from ._checks import as_real_array, c_aligned, check_bool, check_float_dtype, check_positive_int
-from ._flat import FlatParameters
-from ._pool import ArrayPool
+from .buffers import ArrayPool, FlatParameters
 from ._registry import implementation
 from .lengths import check_lengths
 
@@ -115,7 +114,7 @@ class RNN:
 
         # Parameters in torch's registration order, each drawn from U(-1/sqrt(H), 1/sqrt(H)),
         # then laid out in one flat buffer (and the gradients in another), each array from the
-        # start of a cache line, where the kernels read their rows fastest (rnncore/_flat.py).
+        # start of a cache line, where the kernels read their rows fastest (rnncore/buffers.py).
         bound = 1.0 / math.sqrt(self.hidden_size)
         drawn = {name: self._rng.uniform(-bound, bound, size=shape).astype(self.dtype)
                  for name, shape in self._parameter_shapes()}
@@ -126,7 +125,7 @@ class RNN:
         # A _core.StepPlan over self._weights, made by the first step().
         self._step_plan: _core.StepPlan | None = None
         self._flat: FlatParameters | None = None
-        # Output and scratch arrays by role, handed out again once nobody holds them (_pool.py).
+        # Output and scratch arrays by role, handed out again once nobody holds them (buffers.py).
         self._pools: dict[Any, ArrayPool] = {}
         self.adopt(flat.param_views, flat.grad_views)
         self._flat = flat  # this RNN's own buffers, until a model adopts it into its own
@@ -164,7 +163,7 @@ class RNN:
         self._flat = None  # not the owner of the buffers any more (unless __init__ says so)
 
     def _buffer(self, role, shape: tuple) -> np.ndarray:
-        """An uninitialised array of `shape` for `role`, reused across calls (_pool.py)."""
+        """An uninitialised array of `shape` for `role`, reused across calls (buffers.py)."""
         pool = self._pools.get(role)
         if pool is None:
             pool = self._pools[role] = ArrayPool()

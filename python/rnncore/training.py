@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from . import _core, losses
 from ._checks import as_real_array, check_positive_int
-from ._flat import FlatParameters
+from .buffers import FlatParameters
 from .lengths import length_mask
 from .optim import Adam
 

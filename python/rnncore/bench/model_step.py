@@ -71,7 +71,7 @@ class RnncoreStep:
     name = "rnncore"
 
     def __init__(self, case: StepCase, seed: int = 0):
-        self.model = RNNModel(*case.model_args, **case.model_kwargs, seed=seed)
+        self.model = RNNModel(*case.model_args, **dict(case.model_kwargs, seed=seed))
         self.opt = optim.Adam(self.model, lr=1e-3)
         self.loss_fn = losses.mse if case.loss == "mse" else losses.cross_entropy
         self.x, self.y = make_data(case)
@@ -138,7 +138,7 @@ class FitEpoch:
     """One `fit` epoch over N = batches * B windows, and the same steps written bare."""
 
     def __init__(self, case: StepCase, batches: int = 8, seed: int = 0):
-        self.model = RNNModel(*case.model_args, **case.model_kwargs, seed=seed)
+        self.model = RNNModel(*case.model_args, **dict(case.model_kwargs, seed=seed))
         self.opt = optim.Adam(self.model, lr=1e-3)
         rng = np.random.default_rng(seed)
         I, _, O = case.model_args

@@ -1,22 +1,31 @@
-"""One contiguous, cache-aligned buffer for all of a model's parameters (and one for their
-gradients), with the named arrays as views into it.
+"""The buffers a training step works in, reused rather than reallocated.
 
-A model made of parts (an RNN, a head, an embedding, ...) builds its buffers from its parts'
-parameter lists with `FlatParameters.gather` and hands each part its views (``part.adopt``), so
-that zeroing the gradients, clipping their norm and an optimizer step are each one pass over one
-buffer. The views never change identity: loading a state dict copies into them, so nothing can
-be detached from the buffer behind an optimizer's back.
+`FlatParameters`: one contiguous, cache-aligned buffer for all of a model's parameters (and one
+for their gradients), with the named arrays as views into it. A model made of parts (an RNN, a
+head, an embedding, ...) builds its buffers from its parts' parameter lists with
+`FlatParameters.gather` and hands each part its views (``part.adopt``), so that zeroing the
+gradients, clipping their norm and an optimizer step are each one pass over one buffer. The views
+never change identity: loading a state dict copies into them, so nothing can be detached from the
+buffer behind an optimizer's back.
+
+`ArrayPool`: output arrays handed out again once nobody holds them, so that a steady training
+loop runs without allocating while every array a caller keeps stays valid. ``get(shape, dtype)``
+returns one of the pool's arrays of that shape that no one else references (no variable, no view
+of it, no record), else a new one, which it keeps for next time (a few at most). In a loop
+``y = model(x)`` the previous y is still bound while the next call runs, so two arrays alternate;
+an array the caller keeps is never overwritten.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 
 import numpy as np
 
 from ._checks import CACHE_LINE
 
-__all__ = ["FlatParameters"]
+__all__ = ["FlatParameters", "ArrayPool"]
 
 
 def _aligned_empty(nbytes: int) -> np.ndarray:
@@ -83,3 +92,40 @@ class FlatParameters:
         this buffer's views, none replaced."""
         return (params.keys() == self.param_views.keys()
                 and all(params[k] is v for k, v in self.param_views.items()))
+
+
+_KEEP = 3  # arrays kept per pool: the one in use, the previous one (still bound), one spare
+
+
+class ArrayPool:
+    """Arrays of one shape and dtype at a time (a new shape empties the pool)."""
+
+    __slots__ = ("_key", "_arrays")
+
+    def __init__(self) -> None:
+        self._key: tuple | None = None
+        self._arrays: list[np.ndarray] = []
+
+    def get(self, shape: tuple, dtype: np.dtype) -> np.ndarray:
+        key = (shape, dtype)
+        if key != self._key:
+            self._key, self._arrays = key, []
+        for arr in self._arrays:
+            if sys.getrefcount(arr) <= _FREE:  # only this list and this loop hold it
+                return arr
+        arr = np.empty(shape, dtype)
+        if len(self._arrays) < _KEEP:
+            self._arrays.append(arr)
+        return arr
+
+
+def _free_count() -> int:
+    """sys.getrefcount of an array held by nothing but a pool's list, seen from get()'s loop
+    (the count differs between Python versions)."""
+    arrays = [np.empty(0)]
+    for arr in arrays:
+        return sys.getrefcount(arr)
+    return 0
+
+
+_FREE = _free_count()
