@@ -143,10 +143,13 @@ def fit(model, X, Y, loss="mse", optimizer=None, epochs=1, batch_size=32, tbptt=
                 steps_now = sum(-(-int(data.lengths[order[b]].max()) // chunk) for b in batches)
                 bar.total = bar.n + steps_now * (epochs - epoch + 1)
             for batch in batches:
-                for value, n in (sequence_chunks if sequences else array_chunks)(order[batch]):
+                # Unshuffled arrays: the batch's rows as a slice, so x and y are views (no copy)
+                rows = batch if not (shuffle or sequences) else order[batch]
+                for value, n in (sequence_chunks if sequences else array_chunks)(rows):
                     total, counted = total + value * n, counted + n
-                    bar.set_postfix(epoch=epoch, loss=f"{total / max(counted, 1):.4f}",
-                                    refresh=False)
+                    if progress:
+                        bar.set_postfix(epoch=epoch, loss=f"{total / max(counted, 1):.4f}",
+                                        refresh=False)
                     bar.update()
             history.append(total / max(counted, 1))
             if callback is not None and callback(epoch, history[-1]) is True:
