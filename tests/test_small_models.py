@@ -404,3 +404,25 @@ def test_bench_model_step_refuses_disagreeing_steps():
     ours.model.parameters()["head.0.bias"][...] += 1  # no longer the same model
     with pytest.raises(AssertionError):
         model_step.check_agreement(ours, theirs, steps=1)
+
+
+@pytest.mark.parametrize("make", [lambda: small_model(dtype=np.float32),
+                                  lambda: rnncore.RNN(3, 5, num_layers=2, seed=0)])
+def test_a_deep_copy_has_one_buffer_of_its_own(make):
+    import copy
+
+    model = make()
+    twin = copy.deepcopy(model)
+    for name, p in twin.parameters().items():
+        assert np.shares_memory(p, twin._flat.params), name
+        np.testing.assert_array_equal(p, model.parameters()[name])
+    assert not np.shares_memory(twin._flat.params, model._flat.params)
+    rnn = twin.rnn if hasattr(twin, "rnn") else twin
+    assert all(np.shares_memory(w, twin._flat.params) for w in rnn._weights[0])
+    opt = optim.SGD(twin, lr=1.0)
+    for g in twin.grads.values():
+        g[...] = 1
+    opt.step()  # seen by the copy's kernels, not by the original
+    x = np.ones((2, 1, 3), np.float32)
+    assert not np.allclose(np.asarray(twin(x)[0] if isinstance(twin(x), tuple) else twin(x)),
+                           np.asarray(model(x)[0] if isinstance(model(x), tuple) else model(x)))

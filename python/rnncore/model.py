@@ -64,6 +64,16 @@ class RNNModel:
         # being views into them (rnncore/buffers.py): one pass zeroes, clips or updates them all.
         self._flat = FlatParameters.gather(self._parts(), self.rnn.dtype)
 
+    def __setstate__(self, state: dict) -> None:
+        """After copy.deepcopy / pickle, which copy each view on its own: one buffer again."""
+        self.__dict__.update(state)
+        self._y_pool, self._dy_pool = ArrayPool(), ArrayPool()
+        grads = {f"{prefix}.{k}": g.copy() for prefix, part in self._parts().items()
+                 for k, g in part.grads.items()}
+        self._flat = FlatParameters.gather(self._parts(), self.rnn.dtype)
+        for name, g in grads.items():
+            np.copyto(self._flat.grad_views[name], g)
+
     def _parts(self) -> dict:
         """The parts that hold parameters, by the prefix of their names, in order."""
         return {"rnn": self.rnn, "head": self.head}

@@ -162,6 +162,18 @@ class RNN:
         self._step_plan = None  # a StepPlan reads the weights it was made with
         self._flat = None  # not the owner of the buffers any more (unless __init__ says so)
 
+    def __setstate__(self, state: dict) -> None:
+        """After copy.deepcopy / pickle, which copy each view on its own: one buffer again."""
+        self.__dict__.update(state)
+        self._pools = {}
+        if self._flat is not None:  # this RNN's own buffers (a model regathers its parts')
+            flat = FlatParameters(((k, p.shape) for k, p in self._params.items()), self.dtype)
+            for name, p in self._params.items():
+                np.copyto(flat.param_views[name], p)
+                np.copyto(flat.grad_views[name], self._grads[name])
+            self.adopt(flat.param_views, flat.grad_views)
+            self._flat = flat
+
     def _buffer(self, role, shape: tuple) -> np.ndarray:
         """An uninitialised array of `shape` for `role`, reused across calls (buffers.py)."""
         pool = self._pools.get(role)
