@@ -426,3 +426,18 @@ def test_a_deep_copy_has_one_buffer_of_its_own(make):
     x = np.ones((2, 1, 3), np.float32)
     assert not np.allclose(np.asarray(twin(x)[0] if isinstance(twin(x), tuple) else twin(x)),
                            np.asarray(model(x)[0] if isinstance(model(x), tuple) else model(x)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pooled_mse_matches_the_general_path(dtype):
+    """Without a mask, mse takes the pooled path; an all-True mask the numpy expressions."""
+    rng = np.random.default_rng(0)
+    pred = rng.standard_normal((6, 4, 3)).astype(dtype)
+    target = rng.standard_normal((6, 4, 3)).astype(dtype)
+    everything = np.ones((6, 4), bool)
+    for p in (pred, pred.swapaxes(0, 1)):  # contiguous, and a strided view
+        t = target if p is pred else target.swapaxes(0, 1)
+        loss, grad = losses.mse(p, t)
+        want_loss, want_grad = losses.mse(p, t, mask=everything if p is pred else everything.T)
+        np.testing.assert_allclose(loss, want_loss, rtol=1e-6 if dtype == np.float32 else 1e-13)
+        np.testing.assert_array_equal(grad, want_grad)

@@ -69,8 +69,9 @@ def mse(pred, target, mask=None) -> tuple[float, np.ndarray]:
         else:  # e.g. a batch-first view of time-major rows: a strided copy buffers nothing
             np.copyto(diff, pred)
             np.subtract(diff, target, out=diff)
-        loss = _core.sum_squares(diff.reshape(-1)) / diff.size
-        diff *= pred.dtype.type(2.0 / diff.size)
+        flat = diff.reshape(-1)
+        loss = _core.sum_squares(flat) / diff.size
+        _core.scale(flat, 2.0 / diff.size)  # diff * dtype(2 / count), as below
         return loss, diff
     diff = pred - target
     if mask is not None:
