@@ -122,16 +122,24 @@ class TorchStep:
 
 
 def check_agreement(ours: RnncoreStep, theirs: TorchStep, steps: int = CHECK_STEPS) -> None:
-    """The same losses and parameters after each of `steps` steps from the same weights."""
+    """The same losses after each of `steps` steps from the same weights (rtol 1e-5), and the
+    same parameters after them: 99.9% of each array within rtol 1e-4 / atol 1e-5, and all within
+    2 * lr * steps. Adam's first steps move a parameter by about lr * sign(grad), so a gradient
+    that is zero up to float rounding (the two libraries round differently) may step either way;
+    a real disagreement moves the losses and most parameters."""
     for i in range(steps):
         ours.step()
         theirs.step()
         np.testing.assert_allclose(ours.last_loss, theirs.last_loss, rtol=1e-5, atol=1e-6,
                                    err_msg=f"loss at step {i + 1}")
     want = theirs.parameters()
+    bound = 2 * ours.opt.lr * steps
     for name, p in ours.parameters().items():
-        np.testing.assert_allclose(p, want[name], rtol=1e-4, atol=1e-5,
-                                   err_msg=f"{name} after {steps} steps")
+        diff = np.abs(p - want[name])
+        close = diff <= 1e-5 + 1e-4 * np.abs(want[name])
+        assert close.mean() >= 0.999 and diff.max() <= bound, (
+            f"{name} after {steps} steps: {np.count_nonzero(~close)} of {p.size} elements differ "
+            f"beyond rtol 1e-4 / atol 1e-5, by up to {diff.max():.3g} (bound {bound:.3g})")
 
 
 class FitEpoch:
