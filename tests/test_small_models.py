@@ -294,6 +294,14 @@ def test_100_steps_match_torch_and_numpy_reference(dtype):
                                    atol=1e-10 if f64 else 1e-4, err_msg=name)
 
 
+def _array_data(snapshot) -> tuple[int, int]:
+    """(count, bytes) of the live numpy array buffers in a tracemalloc snapshot: numpy traces
+    its data allocations in its own domain."""
+    stats = snapshot.filter_traces([tracemalloc.DomainFilter(True, np.lib.tracemalloc_domain)])
+    traces = stats.statistics("filename")
+    return sum(t.count for t in traces), sum(t.size for t in traces)
+
+
 def test_steady_loop_allocates_no_arrays_after_the_first_steps():
     model = _forecaster()
     opt = optim.Adam(model, lr=1e-3)
@@ -314,15 +322,20 @@ def test_steady_loop_allocates_no_arrays_after_the_first_steps():
     try:
         for _ in range(3):  # the first steps fill the pools (two arrays alternate per role)
             step()
+        before = _array_data(tracemalloc.take_snapshot())
         start, _ = tracemalloc.get_traced_memory()
         tracemalloc.reset_peak()
         for _ in range(1000):
             step()
         end, peak = tracemalloc.get_traced_memory()
+        after = _array_data(tracemalloc.take_snapshot())
     finally:
         tracemalloc.stop()
-    assert peak - start < smallest, (start, end, peak)
-    assert end - start < 1024, (start, end)
+    # no array made even for a moment (the peak stays less than the smallest above what is
+    # traced before and after), none kept; what else grows is numpy's and Python's own small
+    # objects (57-byte ones now and then in `flags.writeable = False`, a 4 kB block at times)
+    assert peak - max(start, end) < smallest, (start, end, peak)
+    assert after == before, (before, after)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -363,16 +376,18 @@ def test_steady_char_loop_allocates_no_arrays_after_the_first_steps():
     try:
         for _ in range(3):
             step()
+        before = _array_data(tracemalloc.take_snapshot())
         start, _ = tracemalloc.get_traced_memory()
         tracemalloc.reset_peak()
         for _ in range(300):
             step()
         end, peak = tracemalloc.get_traced_memory()
+        after = _array_data(tracemalloc.take_snapshot())
     finally:
         tracemalloc.stop()
     smallest = 20 * 8 * 16 * 4  # bytes of the logits' gradient
-    assert peak - start < smallest, (start, end, peak)  # no array made, even for a moment
-    assert end - start < smallest, (start, end)  # none kept
+    assert peak - max(start, end) < smallest, (start, end, peak)  # no array, even for a moment
+    assert after == before, (before, after)  # none kept
 
 
 def test_bench_model_step_checks_then_times(monkeypatch):
