@@ -22,6 +22,7 @@
 namespace rnncore::bindings {
 
 void def_step_plan(py::module_& m);  // bindings_step.cpp
+void def_train(py::module_& m);      // bindings_train.cpp
 
 namespace {
 
@@ -126,6 +127,7 @@ PYBIND11_MODULE(_core, m) {
           "BPTT through one forward call (same lengths). Reads dh; writes dx (or adds to it when\n"
           "accumulate_dx) and dh0; adds to dw_ih, dw_hh, db_ih, db_hh.");
     def_step_plan(m);
+    def_train(m);
     m.def("set_num_threads", &rnncore::set_num_threads, py::arg("n").noconvert(),
           "Threads for rnncore's kernels (the caller counts as one).");
     m.def("get_num_threads", &rnncore::get_num_threads);

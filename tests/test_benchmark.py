@@ -106,7 +106,7 @@ def test_table_and_json(tmp_path, capsys, monkeypatch):
     assert all(row[13] == "-" for row in rows)  # memory not measured
     data = json.loads(path.read_text())
     assert set(data) == {"dtype", "isa", "memory_min_mb", "results", "scaling", "stream",
-                         "lengths"}
+                         "lengths", "model_step"}
     assert data["isa"] == [rnncore.get_isa()]
     assert data["dtype"] == "float32" and data["stream"] == []
     assert data["lengths"] == [] and data["scaling"] == []  # one thread count: no scaling

@@ -20,7 +20,7 @@ PACKAGE = Path(rnncore.__file__).resolve().parent
 # "rnncore" alone is the package's __init__.py, the public API.
 LAYERS = {
     "helpers": ["rnncore._core", "rnncore._checks", "rnncore._registry", "rnncore.isa",
-                "rnncore.threads", "rnncore.lengths", "rnncore.init"],
+                "rnncore.threads", "rnncore.lengths", "rnncore.init", "rnncore.buffers"],
     "layers": ["rnncore.rnn", "rnncore.head", "rnncore.readout", "rnncore.embedding"],
     "models": ["rnncore.model", "rnncore.seq2seq"],
     "training": ["rnncore.losses", "rnncore.optim", "rnncore.training", "rnncore.sampling",

@@ -45,7 +45,7 @@ def test_head_runs_once_over_all_rows():
     model = small_model()
     seen = []
     forward = model.head.forward
-    model.head.forward = lambda rows: seen.append(rows.shape) or forward(rows)
+    model.head.forward = lambda rows, **kw: seen.append(rows.shape) or forward(rows, **kw)
     model(np.zeros((T, B, I)))
     assert seen == [(T * B, H)]
 

@@ -1,4 +1,5 @@
-// The element-wise work of the recurrence (activation, its derivative, bias rows and sums),
+// The element-wise work of the recurrence (activation, its derivative, bias rows and sums) and
+// of the loss (softmax cross-entropy),
 // compiled once per instruction set and chosen at load time by the CPU's features.
 #pragma once
 
@@ -25,6 +26,12 @@ struct ElementwiseKernels {
     // sums[j] += sum over rows r of a[r, j].
     void (*add_column_sums)(std::int64_t rows, std::int64_t cols, const F* a, std::int64_t lda,
                             F* sums);
+
+    // Softmax cross-entropy of rows x[r, :cols] (contiguous) at labels[r] (already checked to lie
+    // in [0, cols)): grad[r] = scale * (softmax(x[r]) - one_hot(labels[r])), written; returns
+    // scale * sum over rows of -log softmax(x[r])[labels[r]] (rnncore/losses.h).
+    double (*softmax_cross_entropy)(std::int64_t rows, std::int64_t cols, const F* x,
+                                    const std::int64_t* labels, double scale, F* grad);
 };
 
 // The kernels of the set in use (dispatch.cpp).

@@ -24,6 +24,9 @@
 #include "reference.h"
 #include "rnncore/elementwise.h"
 #include "rnncore/isa.h"
+#include "rnncore/linear.h"
+#include "rnncore/losses.h"
+#include "rnncore/optim.h"
 #include "rnncore/recurrent.h"
 #include "rnncore/rnn.h"
 #include "rnncore/thread_pool.h"
@@ -756,6 +759,133 @@ void test_kernel_choice() {
 
 }  // namespace
 
+// ---- the training step's other kernels (optim.h, linear.h, losses.h) against plain loops ----
+
+template <typename F>
+std::vector<F> random_vector(std::mt19937_64& rng, std::size_t n, double scale = 1) {
+    std::normal_distribution<double> d(0, scale);
+    std::vector<F> v(n);
+    for (auto& x : v) x = F(d(rng));
+    return v;
+}
+
+template <typename F>
+double max_rel_diff(const std::vector<F>& a, const std::vector<F>& b) {
+    double m = 0;
+    for (std::size_t i = 0; i < a.size(); ++i)
+        m = std::max(m, std::fabs(double(a[i]) - double(b[i])) / (1e-6 + std::fabs(double(b[i]))));
+    return m;
+}
+
+template <typename F>
+void test_optim(double rtol) {
+    context = std::string("optim ") + (std::is_same<F, float>::value ? "float" : "double");
+    std::mt19937_64 rng(3);
+    const std::int64_t n = 37;
+    for (int nesterov = 0; nesterov < 2; ++nesterov) {
+        const SgdHyper h{0.05, 0.9, nesterov ? 0.0 : 0.1, 0.01, nesterov == 1};
+        auto p = random_vector<F>(rng, n), buf = std::vector<F>(n), want = p, wbuf = buf;
+        for (int step = 0; step < 4; ++step) {
+            const auto g = random_vector<F>(rng, n);
+            sgd_step<F>(n, h, step == 0, p.data(), g.data(), buf.data());
+            for (std::int64_t i = 0; i < n; ++i) {  // torch.optim.SGD, element by element
+                F d = g[i] + F(h.weight_decay) * want[i];
+                wbuf[i] = step == 0 ? d : F(h.momentum) * wbuf[i] + F(1 - h.dampening) * d;
+                d = h.nesterov ? d + F(h.momentum) * wbuf[i] : wbuf[i];
+                want[i] -= F(h.lr) * d;
+            }
+        }
+        CHECK(max_rel_diff(p, want) < rtol);
+    }
+    for (int decoupled = 0; decoupled < 2; ++decoupled) {
+        const AdamHyper h{0.01, 0.9, 0.999, 1e-8, 0.1, decoupled == 1};
+        auto p = random_vector<F>(rng, n), m = std::vector<F>(n), v = m, want = p, wm = m, wv = m;
+        for (std::int64_t t = 1; t <= 4; ++t) {
+            const auto g = random_vector<F>(rng, n);
+            adam_step<F>(n, h, t, p.data(), g.data(), m.data(), v.data());
+            for (std::int64_t i = 0; i < n; ++i) {  // torch.optim.Adam / AdamW
+                double q = want[i], d = g[i];
+                if (h.decoupled) q *= 1 - h.lr * h.weight_decay;
+                else d += h.weight_decay * q;
+                wm[i] = F(wm[i] + (1 - h.beta1) * (d - wm[i]));
+                wv[i] = F(h.beta2 * wv[i] + (1 - h.beta2) * d * d);
+                const double denom = std::sqrt(double(wv[i])) / std::sqrt(1 - std::pow(h.beta2, t)) + h.eps;
+                want[i] = F(q - h.lr / (1 - std::pow(h.beta1, t)) * wm[i] / denom);
+            }
+        }
+        CHECK(max_rel_diff(p, want) < rtol * 100);  // Adam divides by sqrt(v): rounding grows
+    }
+    auto g = random_vector<F>(rng, n);
+    double want = 0;
+    for (auto x : g) want += double(x) * x;
+    CHECK(std::fabs(sum_squares<F>(n, g.data()) - want) <= 1e-12 * want);
+    scale<F>(n, F(0.5), g.data());
+    double after = 0;
+    for (auto x : g) after += double(x) * x;
+    CHECK(std::fabs(after - want / 4) <= rtol * want);
+    CHECK_EMPTY(throws_invalid([&] {
+        sgd_step<F>(1, SgdHyper{0.1, 0.9, 0, 0, false}, true, g.data(), g.data(), nullptr);
+    }, "buf"));
+}
+
+template <typename F>
+void test_linear_and_loss(double rtol) {
+    context = std::string("linear, cross-entropy ") + (std::is_same<F, float>::value ? "float" : "double");
+    std::mt19937_64 rng(5);
+    const std::int64_t N = 9, I = 7, O = 5;
+    const auto a = random_vector<F>(rng, N * I), w = random_vector<F>(rng, O * I),
+               b = random_vector<F>(rng, O), dz = random_vector<F>(rng, N * O);
+    std::vector<F> z(N * O), want(N * O);
+    linear_forward<F>(N, I, O, HeadActivation::Tanh, a.data(), w.data(), b.data(), z.data());
+    for (std::int64_t r = 0; r < N; ++r)
+        for (std::int64_t j = 0; j < O; ++j) {
+            double s = b[j];
+            for (std::int64_t k = 0; k < I; ++k) s += double(a[r * I + k]) * w[j * I + k];
+            want[r * O + j] = F(std::tanh(s));
+        }
+    CHECK(max_rel_diff(z, want) < rtol * 10);
+    std::vector<F> da(N * I), dw(O * I, F(1)), db(O, F(1));
+    linear_backward<F>(N, I, O, HeadActivation::Relu, a.data(), w.data(), dz.data(), da.data(),
+                       dw.data(), db.data());
+    std::vector<F> wda(N * I), wdw(O * I, F(1)), wdb(O, F(1));
+    for (std::int64_t r = 0; r < N; ++r)
+        for (std::int64_t j = 0; j < O; ++j) {
+            wdb[j] += dz[r * O + j];
+            for (std::int64_t k = 0; k < I; ++k) {
+                wdw[j * I + k] += dz[r * O + j] * a[r * I + k];
+                wda[r * I + k] += dz[r * O + j] * w[j * I + k];
+            }
+        }
+    for (std::int64_t i = 0; i < N * I; ++i) wda[i] = a[i] > 0 ? wda[i] : F(0);  // relu'(a)
+    CHECK(max_rel_diff(da, wda) < rtol * 10);
+    CHECK(max_rel_diff(dw, wdw) < rtol * 10);
+    CHECK(max_rel_diff(db, wdb) < rtol * 10);
+
+    const std::int64_t C = 11;
+    const auto x = random_vector<F>(rng, N * C, 20.0);
+    std::vector<std::int64_t> labels(N);
+    for (std::int64_t r = 0; r < N; ++r) labels[r] = (r * 7) % C;
+    std::vector<F> grad(N * C), wgrad(N * C);
+    const double loss = softmax_cross_entropy<F>(N, C, x.data(), labels.data(), 1.0 / N, grad.data());
+    double wloss = 0;
+    for (std::int64_t r = 0; r < N; ++r) {
+        double mx = x[r * C], sum = 0;
+        for (std::int64_t j = 0; j < C; ++j) mx = std::max(mx, double(x[r * C + j]));
+        for (std::int64_t j = 0; j < C; ++j) sum += std::exp(x[r * C + j] - mx);
+        wloss += (std::log(sum) - (x[r * C + labels[r]] - mx)) / N;
+        for (std::int64_t j = 0; j < C; ++j)
+            wgrad[r * C + j] = F((std::exp(x[r * C + j] - mx) / sum - (j == labels[r])) / N);
+    }
+    CHECK(std::fabs(loss - wloss) <= rtol * 10 * wloss);
+    double worst = 0;
+    for (std::int64_t i = 0; i < N * C; ++i) worst = std::max(worst, std::fabs(double(grad[i]) - wgrad[i]));
+    CHECK(worst <= rtol * 10 / N);
+    labels[3] = C;
+    CHECK_EMPTY(throws_invalid([&] {
+        softmax_cross_entropy<F>(N, C, x.data(), labels.data(), 1.0, grad.data());
+    }, "labels"));
+}
+
 int main() {
     const int threads = get_num_threads();
     try {
@@ -778,6 +908,13 @@ int main() {
         test_recurrent_kernels<float>(1e-5);
         test_elementwise<double>(4, 4);
         test_elementwise<float>(7, 5);
+        test_optim<double>(1e-12);
+        test_optim<float>(1e-5);
+        for (const std::string& isa : available_isas()) {  // the loss's rows are per kernel set
+            set_kernel_isa(isa);
+            test_linear_and_loss<double>(1e-12);
+            test_linear_and_loss<float>(1e-5);
+        }
         test_invalid_arguments();
         set_num_threads(threads);
     } catch (const std::exception& e) {

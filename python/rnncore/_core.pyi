@@ -63,6 +63,64 @@ class StepPlan:
         new state, y its top layer (B,H), a view. Takes any object, as the binding does: what is
         not such an array raises ValueError, and RNN.step then converts it the slow way."""
 
+def linear_forward(a: _Array, w: _Array, b: _Array, z: _Array, activation: str) -> None:
+    """z = act(a w^T + b): a (N,I), w (O,I), b (O,), z (N,O) written; act 'none', 'relu',
+    'tanh' or 'sigmoid'."""
+
+def linear_backward(
+    a: _Array,
+    w: _Array,
+    dz: _Array,
+    da: _Array | None,
+    dw: _Array,
+    db: _Array,
+    activation_in: str,
+) -> None:
+    """For z = a w^T + b: dw += dz^T a, db += column sums of dz, da = dz w (None: skipped)
+    times act_in'(a), the derivative of the activation that produced a."""
+
+def cross_entropy(
+    logits: _Array, labels: NDArray[np.int64], scale: float, grad: _Array
+) -> float:
+    """Softmax cross-entropy of logits (N,C) at int64 labels (N,), times scale, returned;
+    grad (N,C) written: scale * (softmax(logits) - one_hot(labels))."""
+
+def sgd_step(
+    p: _Array,
+    g: _Array,
+    buf: _Array | None,
+    lr: float,
+    momentum: float,
+    dampening: float,
+    weight_decay: float,
+    nesterov: bool,
+    first: bool,
+) -> None:
+    """torch.optim.SGD's update of the flat 1-D p from g, in place; buf (the momentum
+    buffer, None without momentum) is set from g when first, else updated."""
+
+def adam_step(
+    p: _Array,
+    g: _Array,
+    m: _Array,
+    v: _Array,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    decoupled: bool,
+    step: int,
+) -> None:
+    """torch.optim.Adam's (decoupled: AdamW's) update at step `step` (>= 1) of the flat 1-D
+    p from g, updating the moments m and v in place."""
+
+def sum_squares(g: _Array) -> float:
+    """Sum of g's squares in double (1-D g)."""
+
+def scale(g: _Array, c: float) -> None:
+    """g *= c in place (1-D g)."""
+
 def set_num_threads(n: int) -> None:
     """Threads for rnncore's kernels (the caller counts as one)."""
 

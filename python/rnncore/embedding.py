@@ -80,6 +80,11 @@ class Embedding:
     def grads(self) -> dict[str, np.ndarray]:
         return self._grads
 
+    def adopt(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
+        """Use `params` and `grads` (name -> array, the current values already in `params`) from
+        now on: a model calls it with views of its flat buffers (`FlatParameters.gather`)."""
+        self._params, self._grads = dict(params), dict(grads)
+
     def zero_grad(self) -> None:
         for g in self._grads.values():
             g.fill(0)

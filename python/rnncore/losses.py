@@ -8,11 +8,25 @@ gradient. If nothing counts, the loss is 0.0 and the gradient zero (torch would 
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
+from . import _core
 from ._checks import as_real_array
+from .buffers import ArrayPool
 
 __all__ = ["mse", "cross_entropy"]
+
+_pools = threading.local()  # per thread: the arrays of one call are never another thread's
+
+
+def _pool(name: str) -> ArrayPool:
+    pool = getattr(_pools, name, None)
+    if pool is None:
+        pool = ArrayPool()
+        setattr(_pools, name, pool)
+    return pool
 
 
 def _as_float(value, name: str) -> np.ndarray:
@@ -47,6 +61,18 @@ def mse(pred, target, mask=None) -> tuple[float, np.ndarray]:
         raise ValueError(f"mse: pred and target must have the same shape, got {pred.shape} "
                          f"and {target.shape}")
     mask = _check_mask(mask, target.shape, "target's")
+    if mask is None and _same_dtype(pred, target) and pred.size:
+        # the steady-loop path: the gradient in an array reused once the caller drops it
+        diff = _pool("mse").get(pred.shape, pred.dtype)
+        if pred.flags.c_contiguous:
+            np.subtract(pred, target, out=diff)
+        else:  # e.g. a batch-first view of time-major rows: a strided copy buffers nothing
+            np.copyto(diff, pred)
+            np.subtract(diff, target, out=diff)
+        flat = diff.reshape(-1)
+        loss = _core.sum_squares(flat) / diff.size
+        _core.scale(flat, 2.0 / diff.size)  # diff * dtype(2 / count), as below
+        return loss, diff
     diff = pred - target
     if mask is not None:
         weight = mask.reshape(mask.shape + (1,) * (diff.ndim - mask.ndim))  # broadcasts on diff
@@ -58,6 +84,11 @@ def mse(pred, target, mask=None) -> tuple[float, np.ndarray]:
         return 0.0, np.zeros_like(pred)
     loss = float(np.square(diff).sum(dtype=np.float64)) / count
     return loss, diff * pred.dtype.type(2.0 / count)
+
+
+def _same_dtype(pred: np.ndarray, target: np.ndarray) -> bool:
+    """Whether pred - target can go to a new C-ordered array of pred's dtype without casting."""
+    return pred.dtype == target.dtype
 
 
 def cross_entropy(logits, labels, mask=None) -> tuple[float, np.ndarray]:
@@ -76,6 +107,22 @@ def cross_entropy(logits, labels, mask=None) -> tuple[float, np.ndarray]:
         raise ValueError(f"cross_entropy: logits must be labels' shape plus a class dim, got "
                          f"logits {logits.shape} and labels {labels.shape}")
     mask = _check_mask(mask, labels.shape, "labels'")
+    if (mask is None and labels.dtype == np.int64 and logits.size
+            and labels.flags.c_contiguous and labels.flags.aligned):
+        # the steady-loop path: one fused C++ pass, the gradient in an array reused once the
+        # caller drops it
+        grad = _pool("cross_entropy").get(logits.shape, logits.dtype)
+        rows = logits
+        if not (logits.flags.c_contiguous and logits.flags.aligned):
+            rows = _pool("cross_entropy_logits").get(logits.shape, logits.dtype)
+            np.copyto(rows, logits)
+        C = logits.shape[-1]
+        try:
+            loss = _core.cross_entropy(rows.reshape(-1, C), labels.reshape(-1),
+                                       1.0 / labels.size, grad.reshape(-1, C))
+            return loss, grad
+        except ValueError:  # a label out of range: the general path below names it
+            pass
     counted = np.ones(labels.shape, bool) if mask is None else np.broadcast_to(
         mask.reshape(mask.shape + (1,) * (labels.ndim - mask.ndim)), labels.shape)
     C = logits.shape[-1]

@@ -13,6 +13,7 @@ import numpy as np
 
 from ._checks import as_real_array, check_positive_int
 from ._registry import implementation
+from .buffers import ArrayPool, FlatParameters
 from .embedding import Embedding
 from .head import ACTIVATIONS, MLPHead
 from .lengths import check_lengths
@@ -88,6 +89,25 @@ class RNNModel:
         self._y_shape: tuple | None = None
         self._lengths: np.ndarray | None = None  # the latest forward's, checked (readouts)
         self._steps = 0  # the latest forward's T (readouts)
+        self._y_pool, self._dy_pool = ArrayPool(), ArrayPool()
+        # Every parameter in one flat buffer and every gradient in another, the parts' arrays
+        # being views into them (rnncore/buffers.py): one pass zeroes, clips or updates them all.
+        self._flat = FlatParameters.gather(self._parts(), self.rnn.dtype)
+
+    def __setstate__(self, state: dict) -> None:
+        """After copy.deepcopy / pickle, which copy each view on its own: one buffer again."""
+        self.__dict__.update(state)
+        self._y_pool, self._dy_pool = ArrayPool(), ArrayPool()
+        grads = {f"{prefix}.{k}": g.copy() for prefix, part in self._parts().items()
+                 for k, g in part.grads.items()}
+        self._flat = FlatParameters.gather(self._parts(), self.rnn.dtype)
+        for name, g in grads.items():
+            np.copyto(self._flat.grad_views[name], g)
+
+    def _parts(self) -> dict:
+        """The parts that hold parameters, by the prefix of their names, in order."""
+        parts = {} if self.embedding is None else {"embedding": self.embedding}
+        return {**parts, "rnn": self.rnn, "head": self.head}
 
     # ---- the RNN's settings, read-only ---------------------------------------------------------
 
@@ -141,8 +161,7 @@ class RNNModel:
                 **{f"head.{k}": v for k, v in self.head.grads.items()}}
 
     def zero_grad(self) -> None:
-        for g in self.grads.values():
-            g.fill(0)
+        self._flat.grads.fill(0)  # one pass over the flat buffer
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Copies of the parameters by name; torch's ``load_state_dict`` takes it after
@@ -175,6 +194,7 @@ class RNNModel:
         RNN's states are zero at padded steps, so y there is the head applied to a zero state
         (as an ``nn.Linear`` after ``pad_packed_sequence`` gives); mask those steps out of the
         loss (``rnncore.length_mask``)."""
+        self.head._inputs = None  # drops the previous forward's arrays, so they can be reused
         if self.embedding is not None:
             x = self.embedding(x)  # ids (T, B) / (B, T) / (T,) -> vectors (..., I)
         output, self.h_n = self.rnn(x, h0, lengths)
@@ -182,7 +202,9 @@ class RNNModel:
             output = output.swapaxes(0, 1)  # back to the RNN's contiguous (T, B, D*H)
         if self.readout != "all":
             return self._forward_pooled(output, self.h_n, lengths)
-        rows = self.head.forward(output.reshape(-1, output.shape[-1]))  # (T*B, O)
+        a = output.reshape(-1, output.shape[-1])
+        # y in an array the caller may keep: reused only once dropped (rnncore/buffers.py)
+        rows = self.head.forward(a, out=self._y_pool.get((len(a), self.output_size), self.dtype))
         y = rows.reshape(*output.shape[:-1], self.output_size)
         if self.batch_first and y.ndim == 3:
             y = y.swapaxes(0, 1)
@@ -204,6 +226,10 @@ class RNNModel:
             return self._embedding_backward(self._backward_pooled(dy, grad_h_n))
         if self.batch_first and dy.ndim == 3:
             dy = dy.swapaxes(0, 1)
+        if not dy.flags.c_contiguous:  # time-major rows, copied into a reused buffer
+            buf = self._dy_pool.get(dy.shape, dy.dtype)
+            np.copyto(buf, dy)
+            dy = buf
         d_rows = self.head.backward(dy.reshape(-1, self.output_size))  # (T*B, D*H)
         d_output = d_rows.reshape(*dy.shape[:-1], d_rows.shape[-1])
         if self.batch_first and d_output.ndim == 3:

@@ -1,9 +1,13 @@
-"""Optimizers with the update rules of torch.optim.SGD and torch.optim.Adam (default, single-tensor
-implementation), updating ``model.parameters()`` in place from ``model.grads``.
+"""Optimizers with the update rules of torch.optim.SGD, torch.optim.Adam and torch.optim.AdamW
+(default, single-tensor implementation), updating ``model.parameters()`` in place from
+``model.grads``.
 
 Any object with ``parameters()`` and ``grads`` (dicts of arrays by name) and ``zero_grad()`` can
 be optimized: rnncore.RNNModel and rnncore.RNN both qualify. Optimizer state is kept by parameter
-name and in the parameter's dtype.
+name and in the parameter's dtype. For a model whose parameters live in one flat buffer
+(rnncore/buffers.py: RNNModel and RNN do), the state lives in flat buffers of the same layout and a
+step is one fused pass over all of them in C++ (``_core.sgd_step`` / ``_core.adam_step``);
+otherwise the same C++ update runs parameter by parameter.
 """
 
 from __future__ import annotations
@@ -13,7 +17,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SGD", "Adam"]
+from . import _core
+from .buffers import FlatParameters
+
+__all__ = ["SGD", "Adam", "AdamW"]
 
 
 def _check_hyper(value, name: str, low: float = 0.0, high: float | None = None) -> float:
@@ -26,29 +33,89 @@ def _check_hyper(value, name: str, low: float = 0.0, high: float | None = None) 
     return number
 
 
+def _flat_1d(a: np.ndarray, name: str) -> np.ndarray:
+    """a as a 1-D view (the C++ updates write through it)."""
+    if not a.flags.c_contiguous:
+        raise ValueError(f"{name}: the optimizers update C-contiguous arrays in place, got one "
+                         f"with strides {a.strides}")
+    return a.reshape(-1)
+
+
 class _Optimizer:
+    # The arrays of per-parameter state, shaped like the parameter, in a flat buffer each.
+    _ARRAYS: tuple[str, ...] = ()
+    _COUNTS_STEPS = False  # whether the state has a per-parameter "step" count
+
     def __init__(self, model):
         if not (hasattr(model, "parameters") and hasattr(model, "grads")):
             raise TypeError(f"expected a model with parameters() and grads (an rnncore.RNNModel "
                             f"or rnncore.RNN), got: {type(model).__name__}")
         self.model = model
-        self.state: dict[str, dict[str, np.ndarray]] = {}  # per parameter name
+        self.state: dict[str, dict[str, Any]] = {}  # per parameter name
+        # The fused path: the model's flat layout, and a flat buffer per entry of _ARRAYS whose
+        # views are the arrays in self.state (None until the first step or after a load that
+        # does not fit it).
+        self._layout: FlatParameters | None = None
+        self._flat_state: dict[str, np.ndarray] | None = None
+        self._t = 0  # the common step count of the fused path
+        self._fresh = True  # whether the parameters being updated have no state yet
 
     def zero_grad(self) -> None:
         """Zero the model's gradients (call before each backward: gradients accumulate)."""
         self.model.zero_grad()
 
+    def _model_flat(self) -> FlatParameters | None:
+        flat = getattr(self.model, "_flat", None)
+        return flat if isinstance(flat, FlatParameters) else None
+
     def step(self) -> None:
         """Update every parameter once from its current gradient."""
+        flat = self._model_flat()
+        if flat is not None:
+            if self._flat_state is None and not self.state:  # the first step: flat state
+                self._start_flat(flat)
+            if self._flat_state is not None and self._layout is flat:
+                self._fresh = self._t == 0
+                self._t += 1
+                self._fused(flat.params, flat.grads, self._flat_state, self._t)
+                if self._COUNTS_STEPS:
+                    for s in self.state.values():
+                        s["step"] = self._t
+                return
+            self._flat_state = None  # the model's buffers changed: go parameter by parameter
         grads = self.model.grads
         for name, p in self.model.parameters().items():
-            self._update(p, grads[name], self.state.setdefault(name, {}))
+            state = self.state.setdefault(name, {})
+            self._fresh = not state
+            if self._ARRAYS and not state:
+                state.update({key: np.zeros_like(p) for key in self._ARRAYS})
+                if self._COUNTS_STEPS:
+                    state["step"] = 0
+            t = state["step"] + 1 if self._COUNTS_STEPS else 0
+            if self._COUNTS_STEPS:
+                state["step"] = t
+            self._fused(_flat_1d(p, name), _flat_1d(grads[name], name),
+                        {k: _flat_1d(state[k], name) for k in self._ARRAYS}, t)
+
+    def _start_flat(self, flat: FlatParameters, steps: int = 0) -> None:
+        """Zeroed flat state buffers over the model's layout, their views in self.state."""
+        self._layout, self._t = flat, steps
+        self._flat_state = {key: flat.like() for key in self._ARRAYS}
+        views = {key: flat.views(buf) for key, buf in self._flat_state.items()}
+        self.state = {name: {key: views[key][name] for key in self._ARRAYS}
+                      for name in flat.layout}
+        if self._COUNTS_STEPS:
+            for s in self.state.values():
+                s["step"] = steps
+
+    def _fused(self, p: np.ndarray, g: np.ndarray, state: dict, t: int) -> None:
+        raise NotImplementedError
 
     def hyperparameters(self) -> dict[str, Any]:
         """The constructor arguments other than the model (lr, betas, ...) as plain Python
         values."""
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(self).items()
-                if k not in ("model", "state")}
+                if k not in ("model", "state") and not k.startswith("_")}
 
     def state_dict(self) -> dict[str, Any]:
         """A copy of the optimizer's state, as ``torch.optim.Optimizer.state_dict`` gives one:
@@ -86,10 +153,23 @@ class _Optimizer:
                     new_state[name][key] = value.astype(p.dtype, copy=True)
         for key, value in hyper.items():
             setattr(self, key, tuple(value) if isinstance(value, list) else value)
-        self.state = new_state
+        self._load_state(new_state)
 
-    def _update(self, p: np.ndarray, g: np.ndarray, state: dict) -> None:
-        raise NotImplementedError
+    def _load_state(self, new_state: dict) -> None:
+        """Into flat buffers when the state covers every parameter alike (one step count),
+        else parameter by parameter."""
+        flat = self._model_flat()
+        steps = {s.get("step") for s in new_state.values()}
+        whole = (flat is not None and new_state.keys() == flat.layout.keys() and len(steps) == 1
+                 and all(set(s) == set(self._ARRAYS) | ({"step"} if self._COUNTS_STEPS else set())
+                         for s in new_state.values()))
+        if not whole or flat is None:
+            self._flat_state, self.state = None, new_state
+            return
+        self._start_flat(flat, int(steps.pop()) if self._COUNTS_STEPS else 1)
+        for name, entries in new_state.items():
+            for key in self._ARRAYS:
+                np.copyto(self.state[name][key], entries[key])
 
 
 class SGD(_Optimizer):
@@ -112,18 +192,14 @@ class SGD(_Optimizer):
         if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
 
-    def _update(self, p, g, state):
-        if self.weight_decay:
-            g = g + p.dtype.type(self.weight_decay) * p
-        if self.momentum:
-            buf = state.get("momentum_buffer")
-            if buf is None:
-                buf = state["momentum_buffer"] = g.copy()
-            else:
-                buf *= p.dtype.type(self.momentum)
-                buf += p.dtype.type(1 - self.dampening) * g
-            g = g + p.dtype.type(self.momentum) * buf if self.nesterov else buf
-        p -= p.dtype.type(self.lr) * g
+    @property
+    def _ARRAYS(self):
+        return ("momentum_buffer",) if self.momentum else ()
+
+    def _fused(self, p, g, state, t):
+        # the momentum buffer starts as the first step's gradient (torch: clone)
+        _core.sgd_step(p, g, state.get("momentum_buffer"), self.lr, self.momentum,
+                       self.dampening, self.weight_decay, self.nesterov, self._fresh)
 
 
 class Adam(_Optimizer):
@@ -135,6 +211,10 @@ class Adam(_Optimizer):
         p -= lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
     """
 
+    _ARRAYS = ("exp_avg", "exp_avg_sq")
+    _COUNTS_STEPS = True
+    _DECOUPLED = False
+
     def __init__(self, model, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(model)
         self.lr = _check_hyper(lr, "learning rate")
@@ -145,19 +225,17 @@ class Adam(_Optimizer):
         self.eps = _check_hyper(eps, "epsilon")
         self.weight_decay = _check_hyper(weight_decay, "weight_decay")
 
-    def _update(self, p, g, state):
-        beta1, beta2 = self.betas
-        if not state:
-            state.update(step=0, exp_avg=np.zeros_like(p), exp_avg_sq=np.zeros_like(p))
-        state["step"] += 1
-        t, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
-        f = p.dtype.type
-        if self.weight_decay:
-            g = g + f(self.weight_decay) * p
-        m += f(1 - beta1) * (g - m)  # torch: exp_avg.lerp_(grad, 1 - beta1)
-        v *= f(beta2)
-        v += f(1 - beta2) * g * g
-        step_size = self.lr / (1 - beta1 ** t)
-        bias_correction2_sqrt = (1 - beta2 ** t) ** 0.5
-        denom = np.sqrt(v) / f(bias_correction2_sqrt) + f(self.eps)
-        p -= f(step_size) * m / denom
+    def _fused(self, p, g, state, t):
+        _core.adam_step(p, g, state["exp_avg"], state["exp_avg_sq"], self.lr, self.betas[0],
+                        self.betas[1], self.eps, self.weight_decay, self._DECOUPLED, t)
+
+
+class AdamW(Adam):
+    """AdamW (Loshchilov & Hutter), as ``torch.optim.AdamW`` with amsgrad=False: Adam whose
+    weight decay is decoupled from the gradient, ``p *= 1 - lr * weight_decay`` before the Adam
+    update (which then has no L2 term). torch's defaults, weight_decay=1e-2 included."""
+
+    _DECOUPLED = True
+
+    def __init__(self, model, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+        super().__init__(model, lr, betas, eps, weight_decay)

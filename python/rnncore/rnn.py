@@ -18,9 +18,9 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from . import _core
-from ._checks import (as_real_array, c_aligned, cache_aligned, check_bool, check_float_dtype,
-                      check_positive_int)
+from ._checks import as_real_array, c_aligned, check_bool, check_float_dtype, check_positive_int
 from ._registry import implementation
+from .buffers import ArrayPool, FlatParameters
 from .init import check_init, initialise
 from .lengths import check_lengths
 
@@ -120,26 +120,24 @@ class RNN:
         self._rng = np.random.default_rng(seed)
 
         # Parameters in torch's registration order, each drawn from U(-1/sqrt(H), 1/sqrt(H)),
-        # stored from the start of a cache line (as their gradients), where the kernels read
-        # their rows fastest.
+        # then laid out in one flat buffer (and the gradients in another), each array from the
+        # start of a cache line, where the kernels read their rows fastest (rnncore/buffers.py).
         bound = 1.0 / math.sqrt(self.hidden_size)
-        self._params: dict[str, np.ndarray] = {}
-        for name, shape in self._parameter_shapes():
-            self._params[name] = cache_aligned(
-                self._rng.uniform(-bound, bound, size=shape).astype(self.dtype))
+        drawn = {name: self._rng.uniform(-bound, bound, size=shape).astype(self.dtype)
+                 for name, shape in self._parameter_shapes()}
         self.init = check_init(init)  # other schemes overwrite those draws (rnncore/init.py)
-        initialise(self._params, self.init, self._rng)
-        self._grads = {name: cache_aligned(np.zeros_like(p)) for name, p in self._params.items()}
-        # (w_ih, w_hh, b_ih, b_hh) of layer k, direction d at index k * D + d, biases None when
-        # bias=False; the same for the gradients. The arrays never change identity (loads copy
-        # into them), so these stay valid.
-        self._weights = [self._unit_arrays(self._params, k, sfx)
-                         for k in range(self.num_layers) for sfx in self._suffixes()]
-        self._grad_arrays = [self._unit_arrays(self._grads, k, sfx)
-                             for k in range(self.num_layers) for sfx in self._suffixes()]
+        initialise(drawn, self.init, self._rng)
+        flat = FlatParameters(((name, p.shape) for name, p in drawn.items()), self.dtype)
+        for name, p in drawn.items():
+            np.copyto(flat.param_views[name], p)
         self._record: _ForwardRecord | None = None
         # A _core.StepPlan over self._weights, made by the first step().
         self._step_plan: _core.StepPlan | None = None
+        self._flat: FlatParameters | None = None
+        # Output and scratch arrays by role, handed out again once nobody holds them (buffers.py).
+        self._pools: dict[Any, ArrayPool] = {}
+        self.adopt(flat.param_views, flat.grad_views)
+        self._flat = flat  # this RNN's own buffers, until a model adopts it into its own
 
     # ---- parameters ---------------------------------------------------------------------------
 
@@ -158,6 +156,49 @@ class RNN:
                     yield f"bias_ih_l{k}{sfx}", (H,)
                     yield f"bias_hh_l{k}{sfx}", (H,)
 
+    def adopt(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
+        """Use `params` and `grads` (name -> array, the current values already in `params`) as
+        this RNN's parameters and gradients from now on: a model that holds this RNN calls it
+        with views of its own flat buffers (`FlatParameters.gather`)."""
+        self._params, self._grads = dict(params), dict(grads)
+        # (w_ih, w_hh, b_ih, b_hh) of layer k, direction d at index k * D + d, biases None when
+        # bias=False; the same for the gradients. The arrays never change identity (loads copy
+        # into them), so these stay valid.
+        self._weights = [self._unit_arrays(self._params, k, sfx)
+                         for k in range(self.num_layers) for sfx in self._suffixes()]
+        self._grad_arrays = [self._unit_arrays(self._grads, k, sfx)
+                             for k in range(self.num_layers) for sfx in self._suffixes()]
+        self._step_plan = None  # a StepPlan reads the weights it was made with
+        self._flat = None  # not the owner of the buffers any more (unless __init__ says so)
+
+    def __setstate__(self, state: dict) -> None:
+        """After copy.deepcopy / pickle, which copy each view on its own: one buffer again."""
+        self.__dict__.update(state)
+        self._pools = {}
+        if self._flat is not None:  # this RNN's own buffers (a model regathers its parts')
+            flat = FlatParameters(((k, p.shape) for k, p in self._params.items()), self.dtype)
+            for name, p in self._params.items():
+                np.copyto(flat.param_views[name], p)
+                np.copyto(flat.grad_views[name], self._grads[name])
+            self.adopt(flat.param_views, flat.grad_views)
+            self._flat = flat
+
+    def _buffer(self, role, shape: tuple) -> np.ndarray:
+        """An uninitialised array of `shape` for `role`, reused across calls (buffers.py)."""
+        pool = self._pools.get(role)
+        if pool is None:
+            pool = self._pools[role] = ArrayPool()
+        return pool.get(shape, self.dtype)
+
+    def _contiguous(self, arr: np.ndarray, role) -> np.ndarray:
+        """`arr` itself if C-contiguous and aligned, else a copy in a reused buffer."""
+        flags = arr.flags
+        if flags.c_contiguous and flags.aligned:
+            return arr
+        out = self._buffer(role, arr.shape)
+        np.copyto(out, arr)
+        return out
+
     def _suffixes(self):
         return ("", "_reverse") if self.bidirectional else ("",)
 
@@ -171,8 +212,11 @@ class RNN:
         return self._grads
 
     def zero_grad(self) -> None:
-        for g in self._grads.values():
-            g.fill(0)
+        if self._flat is not None:
+            self._flat.grads.fill(0)  # one pass over the flat buffer
+        else:
+            for g in self._grads.values():
+                g.fill(0)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return {name: p.copy() for name, p in self._params.items()}
@@ -274,7 +318,8 @@ class RNN:
             want = (L * D, B, H) if batched else (L * D, H)
             got = h0.shape if batched else (h0.shape[0], h0.shape[2])
             raise ValueError(f"Expected hidden size {want}, got {got}")
-        x = c_aligned(x)
+        self._record = None  # drops the previous forward's arrays, so that they can be reused
+        x = self._contiguous(x, "x")
         h0 = None if h0 is None else c_aligned(h0)
 
         layers = []
@@ -284,7 +329,7 @@ class RNN:
             if k > 0 and self.training and self.dropout > 0:
                 mask = self._dropout_mask(inputs.shape)
                 inputs = inputs * mask
-            outputs = np.empty((T, B, D * H), dtype=self.dtype)
+            outputs = self._buffer(("outputs", k), (T, B, D * H))
             for d in range(D):
                 w_ih, w_hh, b_ih, b_hh = self._weights[k * D + d]
                 _core.forward(inputs, None if h0 is None else h0[k * D + d], w_ih, w_hh, b_ih, b_hh,
@@ -294,7 +339,7 @@ class RNN:
             inputs = outputs
 
         # The forward direction ends at t = T-1 (t = lengths[b]-1), the reverse one at t = 0.
-        h_n = np.empty((L * D, B, H), dtype=self.dtype)
+        h_n = self._buffer("h_n", (L * D, B, H))
         for k, rec in enumerate(layers):
             if lengths is None:
                 h_n[k * D] = rec.outputs[T - 1, :, :H]
@@ -393,14 +438,14 @@ class RNN:
             dh_n = None if dh_n is None else dh_n[:, None, :]
         elif self.batch_first:
             dy = dy.swapaxes(0, 1)
-        dy = c_aligned(dy)
+        dy = self._contiguous(dy, "dy")
         dh_n = None if dh_n is None else c_aligned(dh_n)
         T, B = dy.shape[0], dy.shape[1]
-        grad_h0 = np.empty((L * D, B, H), dtype=self.dtype)
+        grad_h0 = self._buffer("grad_h0", (L * D, B, H))
 
         for k in reversed(range(L)):
             layer = rec.layers[k]
-            dx = np.empty(layer.inputs.shape, dtype=self.dtype)
+            dx = self._buffer(("dx", k), layer.inputs.shape)
             for d in range(D):
                 i = k * D + d
                 w_ih, w_hh, _, _ = self._weights[i]

@@ -11,8 +11,9 @@ import math
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import losses
+from . import _core, losses
 from ._checks import as_real_array, check_positive_int
+from .buffers import FlatParameters
 from .lengths import length_mask
 from .optim import Adam
 from .seq2seq import Seq2Seq
@@ -26,12 +27,18 @@ def clip_grad_norm(model, max_norm: float) -> float:
     is below 1). Returns the norm before clipping."""
     if not max_norm > 0:
         raise ValueError(f"max_norm must be a positive number, got {max_norm!r}")
-    grads = list(model.grads.values())
-    norm = math.sqrt(sum(float(np.square(g).sum(dtype=np.float64)) for g in grads))
+    flat = getattr(model, "_flat", None)
+    # one pass over the flat gradient buffer when the model has one, else array by array
+    grads = [flat.grads] if isinstance(flat, FlatParameters) else list(model.grads.values())
+    norm = math.sqrt(sum(_core.sum_squares(g.reshape(-1)) if g.flags.c_contiguous else
+                         float(np.square(g).sum(dtype=np.float64)) for g in grads))
     coef = max_norm / (norm + 1e-6)
     if coef < 1:
         for g in grads:
-            g *= g.dtype.type(coef)
+            if g.flags.c_contiguous:
+                _core.scale(g.reshape(-1), coef)
+            else:
+                g *= g.dtype.type(coef)
     return norm
 
 
@@ -193,10 +200,13 @@ def fit(model, X, Y, loss="mse", optimizer=None, epochs=1, batch_size=32, tbptt=
                 steps_now = sum(-(-int(data.lengths[order[b]].max()) // chunk) for b in batches)
                 bar.total = bar.n + steps_now * (epochs - epoch + 1)
             for batch in batches:
-                for value, n in (sequence_chunks if sequences else array_chunks)(order[batch]):
+                # Unshuffled arrays: the batch's rows as a slice, so x and y are views (no copy)
+                rows = batch if not (shuffle or sequences) else order[batch]
+                for value, n in (sequence_chunks if sequences else array_chunks)(rows):
                     total, counted = total + value * n, counted + n
-                    bar.set_postfix(epoch=epoch, loss=f"{total / max(counted, 1):.4f}",
-                                    refresh=False)
+                    if progress:
+                        bar.set_postfix(epoch=epoch, loss=f"{total / max(counted, 1):.4f}",
+                                        refresh=False)
                     bar.update()
             history.append(total / max(counted, 1))
             if validate is not None:

@@ -12,6 +12,7 @@ method and the latest output):
 - `scaling`: rnncore's speedup on n threads over 1, in paired calls (1 and n among --threads);
 - `stream`: single-step streaming latency (`--stream`);
 - `lengths`: a batch of variable-length sequences (`--lengths`);
+- `model_step`: whole training steps of small models against torch, and `fit` (`--model-step`);
 - `plot`: the bar charts (`--plot`).
 """
 
@@ -24,7 +25,7 @@ from dataclasses import asdict
 import numpy as np
 
 from ..isa import available_isas, get_isa, set_isa
-from . import lengths, memory, plot, scaling, stream
+from . import lengths, memory, model_step, plot, scaling, stream
 from .cases import SHAPES, parse_case
 from .peers import torch_available
 from .table import bench_case, format_memory_note, format_table
@@ -54,8 +55,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lengths", action="store_true",
                         help="also time a variable-length batch (B=64, lengths 10..200, T=200, "
                              "I=H=256): lengths= against padded, rnncore and torch (packed)")
+    parser.add_argument("--model-step", action="store_true",
+                        help="also time whole training steps (forward, loss, backward, Adam) of a "
+                             "forecaster and a character model against torch, and fit against "
+                             "the bare steps (1 thread)")
     parser.add_argument("--all", action="store_true",
-                        help="every named shape at 1 and 2 threads, plus --stream and --lengths")
+                        help="every named shape at 1 and 2 threads, plus --stream, --lengths and "
+                             "--model-step")
     parser.add_argument("--isa", metavar="SET[,SET...]",
                         help="kernel sets to time (of rnncore.available_isas()); the first runs "
                              "as 'rnncore', each other one beside it in the same rounds as "
@@ -86,8 +92,10 @@ def run(args: argparse.Namespace) -> int:
     thread_counts = args.threads or ([1, 2] if args.all else [1])
     with_stream = args.stream or args.all
     with_lengths = args.lengths or args.all
-    if not cases and not with_stream and not with_lengths:
-        raise SystemExit("rnncore bench: nothing to run (no shapes, no --stream, no --lengths)")
+    with_model_step = args.model_step or args.all
+    if not cases and not with_stream and not with_lengths and not with_model_step:
+        raise SystemExit("rnncore bench: nothing to run (no shapes, no --stream, no --lengths, "
+                         "no --model-step)")
     with_torch = not args.no_torch and torch_available()
     dtype = np.dtype(args.dtype)
     isas = parse_isas(args.isa)
@@ -126,13 +134,18 @@ def run(args: argparse.Namespace) -> int:
         varied = lengths.bench_lengths(thread_counts, dtype, args.reps, args.budget, with_torch,
                                        **lengths.CASE)
         print("\n" + lengths.format_lengths(varied))
+    stepped = []
+    if with_model_step:
+        stepped = model_step.bench_model_step(with_torch, budget_s=2 * args.budget)
+        print("\n" + model_step.format_model_step(stepped))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"dtype": dtype.name, "isa": isas, "memory_min_mb": minimum,
                        "results": [asdict(r) for r in results],
                        "scaling": [asdict(r) for r in speedups],
                        "stream": [asdict(r) for r in streamed],
-                       "lengths": [asdict(r) for r in varied]}, f, indent=1)
+                       "lengths": [asdict(r) for r in varied],
+                       "model_step": [asdict(r) for r in stepped]}, f, indent=1)
         print(f"\nwrote {args.json}")
     if args.plot:
         plot.plot(args.plot, results, streamed, title=f"rnncore bench, {dtype.name}")
