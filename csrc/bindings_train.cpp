@@ -83,15 +83,29 @@ HeadActivation head_activation(const std::string& name) {
                                 name + "'");
 }
 
+// The operands both passes of a linear layer read: a (N, I) and w (O, I), checked.
+template <typename F>
+struct LinearOperands {
+    std::int64_t N, I, O;
+    View<F> a, w;
+    LinearOperands(const Array& a_in, const Array& w_in)
+        : N(check_2d(a_in, "a", "(N, I)").shape(0)), I(a_in.shape(1)),
+          O(check_2d(w_in, "w", "(O, I)").shape(0)),
+          a(view<F>(a_in, "a", {N, I}, false)), w(view<F>(w_in, "w", {O, I}, false)) {}
+    static const Array& check_2d(const Array& x, const char* name, const char* shape) {
+        RNNCORE_REQUIRE(x.ndim() == 2, std::string(name) + ": expected a 2-D array " + shape +
+                                           ", got shape " + shape_str(x));
+        return x;
+    }
+};
+
 void linear_forward(const Array& a, const Array& w, const Array& b, const Array& z,
                     const std::string& activation) {
     with_dtype_of(a, [&](auto zero) {
         using F = decltype(zero);
-        RNNCORE_REQUIRE(a.ndim() == 2, "a: expected a 2-D array (N, I), got shape " + shape_str(a));
-        RNNCORE_REQUIRE(w.ndim() == 2, "w: expected a 2-D array (O, I), got shape " + shape_str(w));
-        const std::int64_t N = a.shape(0), I = a.shape(1), O = w.shape(0);
-        const auto va = view<F>(a, "a", {N, I}, false);
-        const auto vw = view<F>(w, "w", {O, I}, false);
+        const LinearOperands<F> in(a, w);
+        const std::int64_t N = in.N, I = in.I, O = in.O;
+        const auto &va = in.a, &vw = in.w;
         const auto vb = view<F>(b, "b", {O}, false);
         const auto vz = view<F>(z, "z", {N, O}, true);
         RNNCORE_REQUIRE(va.ld == I && vw.ld == I && vz.ld == O, "a, w, z: expected contiguous rows");
@@ -107,11 +121,9 @@ void linear_backward(const Array& a, const Array& w, const Array& dz,
                      const std::string& activation_in) {
     with_dtype_of(a, [&](auto zero) {
         using F = decltype(zero);
-        RNNCORE_REQUIRE(a.ndim() == 2, "a: expected a 2-D array (N, I), got shape " + shape_str(a));
-        RNNCORE_REQUIRE(w.ndim() == 2, "w: expected a 2-D array (O, I), got shape " + shape_str(w));
-        const std::int64_t N = a.shape(0), I = a.shape(1), O = w.shape(0);
-        const auto va = view<F>(a, "a", {N, I}, false);
-        const auto vw = view<F>(w, "w", {O, I}, false);
+        const LinearOperands<F> in(a, w);
+        const std::int64_t N = in.N, I = in.I, O = in.O;
+        const auto &va = in.a, &vw = in.w;
         const auto vdz = view<F>(dz, "dz", {N, O}, false);
         const auto vda = optional_view<F>(da, "da", {N, I}, true);
         const auto vdw = view<F>(dw, "dw", {O, I}, true);

@@ -37,7 +37,8 @@ from distributed import Client, get_worker
 from tqdm.auto import tqdm
 
 import rnncore
-from rnncore.training import _LOSSES, _Sequences, _time_major
+from rnncore._checks import check_positive_int
+from rnncore.training import _Sequences, _time_major, resolve_loss
 
 __all__ = ["fit", "predict", "WorkerLost"]
 
@@ -231,16 +232,13 @@ def fit(model, X, Y, *, client: Client, loss="mse", optimizer=None, epochs=1, ba
     dropout > 0 the parameters are not ``rnncore.fit``'s (they are reproducible run to run, but a
     resumed run draws other masks than an uninterrupted one). ``model.h_n`` is not set.
     """
-    loss_fn = _LOSSES.get(loss, loss) if isinstance(loss, str) else loss
-    if not callable(loss_fn):
-        raise ValueError(f"Unknown loss {loss!r}. Select from 'mse', 'cross_entropy' or pass a "
-                         "function (pred, target, mask) -> (loss, grad_pred).")
-    epochs = _positive_int(epochs, "epochs")
-    batch_size = _positive_int(batch_size, "batch_size")
+    loss_fn = resolve_loss(loss)
+    epochs = check_positive_int(epochs, "epochs")
+    batch_size = check_positive_int(batch_size, "batch_size")
     if tbptt is not None:
-        tbptt = _positive_int(tbptt, "tbptt")
+        tbptt = check_positive_int(tbptt, "tbptt")
     if checkpoint_every is not None:
-        checkpoint_every = _positive_int(checkpoint_every, "checkpoint_every")
+        checkpoint_every = check_positive_int(checkpoint_every, "checkpoint_every")
         if checkpoint is None:
             raise ValueError("checkpoint_every: also give checkpoint, the path to write")
     if _step_on not in ("driver", "replicas"):
@@ -438,14 +436,6 @@ def _result(future, timeout, worker, step, client, checkpoint_step=None):
         raise
 
 
-def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} should be of type int, got: {type(value).__name__}")
-    if value <= 0:
-        raise ValueError(f"{name} must be greater than zero, got {value}")
-    return int(value)
-
-
 # ---- checkpoints -------------------------------------------------------------------------------
 
 def _write_checkpoint(path, model, optimizer, settings, position, order, rng, history, carried):
@@ -610,7 +600,7 @@ def predict(model, data, *, return_h_n=False, partition_size=64):
         y = da.concatenate(ys, axis=n_axis)
         return (y, da.concatenate(hs, axis=1)) if return_h_n else y
     if isinstance(data, (list, tuple)):
-        data = db.from_sequence(data, partition_size=_positive_int(partition_size,
+        data = db.from_sequence(data, partition_size=check_positive_int(partition_size,
                                                                    "partition_size"))
     if isinstance(data, db.Bag):
         return data.map_partitions(_predict_sequences, spec_key, bool(return_h_n))

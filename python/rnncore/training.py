@@ -21,6 +21,16 @@ from .seq2seq import Seq2Seq
 _LOSSES = {"mse": losses.mse, "cross_entropy": losses.cross_entropy}
 
 
+def resolve_loss(loss):
+    """`fit`'s loss argument as a function (pred, target, mask) -> (loss, grad_pred): a name of
+    rnncore.losses or such a function; ValueError otherwise."""
+    loss_fn = _LOSSES.get(loss, loss) if isinstance(loss, str) else loss
+    if not callable(loss_fn):
+        raise ValueError(f"Unknown loss {loss!r}. Select from 'mse', 'cross_entropy' or pass a "
+                         "function (pred, target, mask) -> (loss, grad_pred).")
+    return loss_fn
+
+
 def clip_grad_norm(model, max_norm: float) -> float:
     """Scale all of the model's gradients together so that their global L2 norm is at most
     `max_norm` (as ``torch.nn.utils.clip_grad_norm_``: factor max_norm / (norm + 1e-6) when that
@@ -103,10 +113,7 @@ def fit(model, X, Y, loss="mse", optimizer=None, epochs=1, batch_size=32, tbptt=
     if isinstance(model, Seq2Seq):
         raise TypeError("fit: a Seq2Seq reads a source and a target sequence; train it with "
                         "rnncore.fit_seq2seq(model, src, tgt, start_id)")
-    loss_fn = _LOSSES.get(loss, loss) if isinstance(loss, str) else loss
-    if not callable(loss_fn):
-        raise ValueError(f"Unknown loss {loss!r}. Select from 'mse', 'cross_entropy' or pass a "
-                         "function (pred, target, mask) -> (loss, grad_pred).")
+    loss_fn = resolve_loss(loss)
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
     if tbptt is not None:
