@@ -101,11 +101,31 @@ void pack_backward(std::int64_t I, std::int64_t H, const F* W_ih, const F* W_hh,
                    packed + panel_count<F>(H) * kNR<F> * H);
 }
 
+// Packed weights to bring into L2 while full tiles compute over other panels: `per` lines at
+// every kStride k of a tile, until the range is done (spread evenly by `spread`).
+struct WeightPrefetch {
+    static constexpr int kStride = 4;
+    const char* next = nullptr;
+    const char* end = nullptr;
+    int per = 0;
+    // The lines of [p, p + bytes), over `tiles` tile-panel products of K rows each.
+    void spread(const void* p, std::int64_t bytes, std::int64_t tiles, std::int64_t K) {
+        next = static_cast<const char*>(p);
+        end = next + (bytes > 0 ? bytes : 0);
+        const std::int64_t lines = (bytes + 63) / 64, slots = std::max<std::int64_t>(1, tiles * (K / kStride));
+        per = static_cast<int>(std::min<std::int64_t>(8, (lines + slots - 1) / slots));
+    }
+    inline void some() {
+        for (int i = 0; i < per && next < end; ++i, next += 64) __builtin_prefetch(next, 0, 2);
+    }
+};
+
 // acc[r] += A[r][0:K] @ panel[0:K, :] for ROWS rows of A given by pointers; returns the panel
-// advanced by K rows. Each k adds into acc in order.
+// advanced by K rows. Each k adds into acc in order. Full tiles (ROWS > 3) also issue the
+// prefetches of pf, if any.
 template <typename F, int ROWS>
 inline const F* accumulate(Vec<F> (&acc)[ROWS][2], std::int64_t K, const F* const* rows,
-                           const F* panel) {
+                           const F* panel, WeightPrefetch* pf = nullptr) {
     if constexpr (ROWS == 1) {
         // One row has only two FMA chains, too few to hide the FMA latency: sum k = 0, 1, 2, 3
         // (mod 4) in separate chains and add them at the end. This order depends only on the
@@ -158,7 +178,7 @@ inline const F* accumulate(Vec<F> (&acc)[ROWS][2], std::int64_t K, const F* cons
         for (int r = 0; r < ROWS; ++r) acc[r][0] += odd[r][0], acc[r][1] += odd[r][1];
         return panel;
     }
-    for (std::int64_t k = 0; k < K; ++k, panel += kNR<F>) {
+    auto at = [&](std::int64_t k) __attribute__((always_inline)) {
         const Vec<F> b0 = load(panel), b1 = load(panel + kLanes<F>);
 #pragma GCC unroll 16
         for (int r = 0; r < ROWS; ++r) {
@@ -166,7 +186,17 @@ inline const F* accumulate(Vec<F> (&acc)[ROWS][2], std::int64_t K, const F* cons
             acc[r][0] += a * b0;
             acc[r][1] += a * b1;
         }
+        panel += kNR<F>;
+    };
+    std::int64_t k = 0;
+    if (pf && pf->next < pf->end) {
+        for (; k + WeightPrefetch::kStride <= K; k += WeightPrefetch::kStride) {
+            pf->some();
+#pragma GCC unroll 4
+            for (int j = 0; j < WeightPrefetch::kStride; ++j) at(k + j);
+        }
     }
+    for (; k < K; ++k) at(k);
     return panel;
 }
 
@@ -245,12 +275,12 @@ struct TileRows {
 // at out[r] + col. Hk = 0 when the previous state is zero.
 template <typename F, int ROWS>
 void forward_tile(std::int64_t I, std::int64_t Hk, const TileRows<F>& t, const F* panel,
-                  const F* bias, std::int64_t col, int ncols) {
+                  const F* bias, std::int64_t col, int ncols, WeightPrefetch* pf) {
     Vec<F> acc[ROWS][2];
     const Vec<F> b0 = load(bias), b1 = load(bias + kLanes<F>);
     for (int r = 0; r < ROWS; ++r) acc[r][0] = b0, acc[r][1] = b1;
-    panel = accumulate<F, ROWS>(acc, I, t.a, panel);
-    if (Hk) accumulate<F, ROWS>(acc, Hk, t.a2, panel);
+    panel = accumulate<F, ROWS>(acc, I, t.a, panel, pf);
+    if (Hk) accumulate<F, ROWS>(acc, Hk, t.a2, panel, pf);
     emit_tile<F, ROWS>(acc, ncols, [&](int r, int c, Vec<F> v, int n) { store_n(t.out[r] + col + c, v, n); });
 }
 
@@ -265,10 +295,10 @@ enum class Epilogue {
 
 template <typename F, int ROWS>
 void backward_tile(Activation act, std::int64_t H, const TileRows<F>& t, const F* panel,
-                   Epilogue epilogue, std::int64_t col, int ncols) {
+                   Epilogue epilogue, std::int64_t col, int ncols, WeightPrefetch* pf) {
     Vec<F> acc[ROWS][2];
     for (int r = 0; r < ROWS; ++r) acc[r][0] = acc[r][1] = Vec<F>{};
-    accumulate<F, ROWS>(acc, H, t.a, panel);
+    accumulate<F, ROWS>(acc, H, t.a, panel, pf);
     auto fused = [&](auto copy) __attribute__((always_inline)) {
         emit_tile<F, ROWS>(acc, ncols, [&](int r, int c, Vec<F> g, int n) __attribute__((always_inline)) {
             const Vec<F> h = load_n(t.h[r] + col + c, n);
@@ -314,12 +344,15 @@ inline void by_height(std::int64_t rows, Tile tile) {
     tile(std::integral_constant<int, R>{});
 }
 
-// Panels of K rows that fit in the cache budget for packed weights (weight_block_bytes): at
-// least one.
+// Panels of K rows per group (PanelGroups) out of `panels`: all of them when they fit in the
+// cache budget for packed weights (weight_block_bytes), else half the budget's worth (at least
+// one), so that the group in use and the next, prefetched meanwhile (WeightPrefetch), fit in it
+// together.
 template <typename F>
-std::int64_t panels_in_cache(std::int64_t K) {
+std::int64_t panels_per_group(std::int64_t K, std::int64_t panels) {
     const std::int64_t panel_bytes = K * kNR<F> * static_cast<std::int64_t>(sizeof(F));
-    return std::max<std::int64_t>(1, weight_block_bytes() / panel_bytes);
+    const std::int64_t fit = weight_block_bytes() / panel_bytes;
+    return panels <= fit ? std::max<std::int64_t>(1, panels) : std::max<std::int64_t>(1, fit / 2);
 }
 
 // The panels [p_lo, p_hi) in `count` groups of at most `most` panels, as even as they come (32
@@ -327,8 +360,11 @@ std::int64_t panels_in_cache(std::int64_t K) {
 // so each group streams from memory once per step and then from L2 for every tile; weights that
 // fit in the budget are one group, tile by tile over all panels. At S4 (I=512, H=1024: 6.3 MB of
 // packed weights, 2 MB of L2) over all panels per tile, the forward read 80 GFLOP/s, against 138
-// at S3 (0.5 MB), on 1 thread of a Xeon (Sapphire Rapids class, 2026-12-07). The order of each
-// output's sum does not change: the results are the same bit for bit.
+// at S3 (0.5 MB), on 1 thread of a Xeon (Sapphire Rapids class, 2026-12-07); in groups, 108; in
+// groups of half the budget, each prefetching the next into L2 while its tiles run
+// (WeightPrefetch), 136 (the forward's time 0.78 of the groups' alone, training 0.90; on 2
+// threads 0.88 and 0.92; paired in one process). The first tile over a group waited for it to
+// come from L3. The order of each output's sum does not change: the same bits.
 struct PanelGroups {
     std::int64_t p_lo, p_hi, count;
     PanelGroups(std::int64_t lo, std::int64_t hi, std::int64_t most)
@@ -371,7 +407,7 @@ void forward_loop(Activation act, bool reverse, std::int64_t T, const BatchOrder
     if (begin >= end) return;
     const std::int64_t steps = order.length(begin, T);  // the longest sequence comes first
     std::int64_t running = end;
-    const std::int64_t group_panels = panels_in_cache<F>(I + H);
+    const std::int64_t group_panels = panels_per_group<F>(I + H, panels);
     TileRows<F> tile[2];
     // Loop step s for the panels [p_lo, p_hi) of the rows still running.
     // Loop step s for the panels [p_lo, p_hi) of the rows still running, in groups of panels
@@ -390,10 +426,20 @@ void forward_loop(Activation act, bool reverse, std::int64_t T, const BatchOrder
             }
         };
         const PanelGroups groups(p_lo, p_hi, group_panels);
+        const std::int64_t full_tiles = (running - begin) / kMR;
         for (std::int64_t g = 0; g < groups.count; ++g) {
             const std::int64_t g_lo = groups.begin(g), g_hi = groups.end(g);
             const std::int64_t c0 = g_lo * NR, c1 = std::min(H, g_hi * NR);
             const bool last_group = g + 1 == groups.count;
+            // While the tiles run over this group, the next group's panels (or, after the last,
+            // the next step's first group) come into L2.
+            WeightPrefetch pf;
+            if (groups.count > 1 && (!last_group || (!blocks && s + 1 < steps))) {
+                const std::int64_t n_lo = last_group ? p_lo : groups.begin(g + 1);
+                const std::int64_t n_hi = last_group ? groups.end(0) : groups.end(g + 1);
+                pf.spread(packed + n_lo * NR * (I + H), (n_hi - n_lo) * NR * (I + H) * std::int64_t(sizeof(F)),
+                          full_tiles * (g_hi - g_lo), I + Hk);
+            }
             for (std::int64_t r0 = begin; r0 < running;) {  // a tile's rows stay in L1
                 std::int64_t n[2];
                 tile_heights(running - r0, n);
@@ -419,7 +465,7 @@ void forward_loop(Activation act, bool reverse, std::int64_t T, const BatchOrder
                     const F* panel = packed + p * NR * (I + H);
                     const int ncols = static_cast<int>(H - p * NR < NR ? H - p * NR : NR);
                     for (int i = 0; i < 2 && n[i]; ++i)
-                        by_height(n[i], [&](auto R) { forward_tile<F, decltype(R)::value>(I, Hk, tile[i], panel, bias + p * NR, p * NR, ncols); });
+                        by_height(n[i], [&](auto R) { forward_tile<F, decltype(R)::value>(I, Hk, tile[i], panel, bias + p * NR, p * NR, ncols, &pf); });
                 }
                 for (std::int64_t r = 0; r < n[0] + n[1]; ++r)  // still in cache
                     activate<F>(act, 1, c1 - c0, tile[r / kMR].out[r % kMR] + c0, H);
@@ -445,7 +491,7 @@ void backward_loop(Activation act, bool reverse, std::int64_t T, const BatchOrde
     const int NR = kNR<F>;
     const std::int64_t panels_h = panel_count<F>(H), panels = panels_h + (dx ? panel_count<F>(I) : 0);
     const Epilogue to_dx = accumulate_dx ? Epilogue::DxAdd : Epilogue::Dx;
-    const std::int64_t group_panels = panels_in_cache<F>(H);
+    const std::int64_t group_panels = panels_per_group<F>(H, panels);
     auto time = [&](std::int64_t j, std::int64_t s) { return reverse ? order.length(j, T) - 1 - s : s; };
     TileRows<F> tile[2];
     // The columns [c0, c1) of dz(s) of the sequences whose last step is s:
@@ -505,10 +551,19 @@ void backward_loop(Activation act, bool reverse, std::int64_t T, const BatchOrde
                 }
         };
         const PanelGroups groups(p_lo, p_hi, group_panels);
+        const std::int64_t full_tiles = (running - begin) / kMR;
         for (std::int64_t g = 0; g < groups.count; ++g) {
             const std::int64_t g_lo = groups.begin(g), g_hi = groups.end(g);
             const std::int64_t c0 = std::min(H, g_lo * NR), c1 = std::min(H, g_hi * NR);  // of dz's H
             const bool last_group = g + 1 == groups.count;
+            // The next group's panels into L2 (as in forward_loop).
+            WeightPrefetch pf;
+            if (groups.count > 1 && (!last_group || (!blocks && s > s_lo))) {
+                const std::int64_t n_lo = last_group ? p_lo : groups.begin(g + 1);
+                const std::int64_t n_hi = last_group ? groups.end(0) : groups.end(g + 1);
+                pf.spread(packed + n_lo * NR * H, (n_hi - n_lo) * NR * H * std::int64_t(sizeof(F)),
+                          full_tiles * (g_hi - g_lo), H);
+            }
             TileRows<F> next[2];
             std::int64_t n[2] = {0, 0}, n_next[2] = {0, 0};
             if (begin < running) tiles_at(begin, n, tile);
@@ -549,7 +604,7 @@ void backward_loop(Activation act, bool reverse, std::int64_t T, const BatchOrde
                     const int ncols = static_cast<int>(width - col < NR ? width - col : NR);
                     for (int i = 0; i < 2 && n[i]; ++i)
                         by_height(n[i], [&](auto R) {
-                            backward_tile<F, decltype(R)::value>(act, H, tile[i], panel, into_h ? to_h : to_dx, col, ncols);
+                            backward_tile<F, decltype(R)::value>(act, H, tile[i], panel, into_h ? to_h : to_dx, col, ncols, &pf);
                         });
                 }
                 r0 = r1;

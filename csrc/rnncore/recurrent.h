@@ -35,8 +35,8 @@ constexpr std::int64_t packed_backward_size(std::int64_t I, std::int64_t H) {
 }
 
 // Bytes of packed weights the time loops keep in cache while every batch tile of a step runs
-// over them (PanelGroups in recurrent_impl.h): half the L2 cache the OS reports, 512 KiB where
-// it reports none. set_weight_block_bytes(n) replaces it (n = 0: back to that default); the
+// over them, the group in use and the next one being prefetched (PanelGroups in
+// recurrent_impl.h): half the L2 cache the OS reports, 512 KiB where it reports none. set_weight_block_bytes(n) replaces it (n = 0: back to that default); the
 // results do not depend on it, which the C++ test checks with small budgets.
 std::int64_t weight_block_bytes();
 void set_weight_block_bytes(std::int64_t bytes);

@@ -264,7 +264,8 @@ void test_thread_independence() {
 }
 
 // Weights streamed in groups of panels (weight_block_bytes) give the same bits as all panels at
-// once: budgets of one panel, of a few, and the default, on 1 and on 2 threads (by slices, or
+// once: budgets of one panel, of a few (groups of one panel and of a few, each prefetching the
+// next), and the default, on 1 and on 2 threads (by slices, or
 // by columns when a step shares its columns), with and without lengths (whose backward also
 // makes dx in the loop, over the panels of W_ih after those of W_hh).
 template <typename F>
@@ -282,7 +283,7 @@ void test_weight_blocks() {
             set_num_threads(1);
             const Mat<F> h1 = pb.forward(rnn_forward<F>);
             const std::vector<Mat<F>> g1 = pb.backward(rnn_backward<F>, h1);
-            for (std::int64_t budget : {std::int64_t{1}, std::int64_t{3 * 32 * 4 * 200}})
+            for (std::int64_t budget : {std::int64_t{1}, std::int64_t{3 * 32 * 4 * 200}, std::int64_t{8 * 32 * 4 * 200}})
                 for (int n : {1, 2}) {
                     set_weight_block_bytes(budget);
                     set_num_threads(n);
