@@ -445,23 +445,13 @@ void forward_loop(Activation act, bool reverse, std::int64_t T, const BatchOrder
                 tile_heights(running - r0, n);
                 rows_of(r0, n[0], tile[0]);
                 rows_of(r0 + n[0], n[1], tile[1]);
-                // The x rows of the next tiles (this step's, or the next step's first) come from
-                // memory: prefetched a share at each panel of this tile (3-5% off the forward at
-                // S3; their h_prev rows, written a step before, gain nothing). Before another
-                // group of the same step, the step's first rows are still in the cache.
-                SpreadPrefetch pre;
+                // The x rows are left to the hardware prefetchers: prefetching the next tiles' rows
+                // a share at each panel (SpreadPrefetch, as the backward does) took 3-5% off the
+                // forward at S3 before the weights came in prefetched groups; with them, removing it
+                // changed the forward's time by 0.97-1.02 at S2, S3, S4 and odd shapes (1 and 2
+                // threads, paired, 2026-12-07).
                 const std::int64_t r1 = r0 + n[0] + n[1];
-                const std::int64_t s_next = r1 < running ? s : s + 1, j0 = r1 < running ? r1 : begin;
-                if (s_next < steps && (r1 < running || last_group)) {
-                    std::int64_t m[2];
-                    tile_heights(order.running_end(begin, end, s_next, T) - j0, m);
-                    for (std::int64_t j = j0; j < j0 + m[0] + m[1]; ++j) {
-                        const std::int64_t tt = reverse ? order.length(j, T) - 1 - s_next : s_next;
-                        pre.add(x + tt * x_step + order.row(j) * ldx, I);
-                    }
-                }
                 for (std::int64_t p = g_lo; p < g_hi; ++p) {
-                    pre.part(p - g_lo, g_hi - g_lo);
                     const F* panel = packed + p * NR * (I + H);
                     const int ncols = static_cast<int>(H - p * NR < NR ? H - p * NR : NR);
                     for (int i = 0; i < 2 && n[i]; ++i)
