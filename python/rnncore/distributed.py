@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 
 import rnncore
 from rnncore._checks import check_positive_int
-from rnncore.training import _Sequences, _time_major, resolve_loss
+from rnncore.training import _Sequences, _time_major, check_fit_options
 
 __all__ = ["fit", "predict", "WorkerLost"]
 
@@ -232,11 +232,7 @@ def fit(model, X, Y, *, client: Client, loss="mse", optimizer=None, epochs=1, ba
     dropout > 0 the parameters are not ``rnncore.fit``'s (they are reproducible run to run, but a
     resumed run draws other masks than an uninterrupted one). ``model.h_n`` is not set.
     """
-    loss_fn = resolve_loss(loss)
-    epochs = check_positive_int(epochs, "epochs")
-    batch_size = check_positive_int(batch_size, "batch_size")
-    if tbptt is not None:
-        tbptt = check_positive_int(tbptt, "tbptt")
+    loss_fn, epochs, batch_size, tbptt = check_fit_options(loss, epochs, batch_size, tbptt)
     if checkpoint_every is not None:
         checkpoint_every = check_positive_int(checkpoint_every, "checkpoint_every")
         if checkpoint is None:

@@ -31,6 +31,14 @@ def resolve_loss(loss):
     return loss_fn
 
 
+def check_fit_options(loss, epochs, batch_size, tbptt) -> tuple:
+    """The arguments `fit` and `distributed.fit` share, checked: (loss function, epochs,
+    batch_size, tbptt or None)."""
+    return (resolve_loss(loss), check_positive_int(epochs, "epochs"),
+            check_positive_int(batch_size, "batch_size"),
+            None if tbptt is None else check_positive_int(tbptt, "tbptt"))
+
+
 def clip_grad_norm(model, max_norm: float) -> float:
     """Scale all of the model's gradients together so that their global L2 norm is at most
     `max_norm` (as ``torch.nn.utils.clip_grad_norm_``: factor max_norm / (norm + 1e-6) when that
@@ -113,11 +121,7 @@ def fit(model, X, Y, loss="mse", optimizer=None, epochs=1, batch_size=32, tbptt=
     if isinstance(model, Seq2Seq):
         raise TypeError("fit: a Seq2Seq reads a source and a target sequence; train it with "
                         "rnncore.fit_seq2seq(model, src, tgt, start_id)")
-    loss_fn = resolve_loss(loss)
-    epochs = check_positive_int(epochs, "epochs")
-    batch_size = check_positive_int(batch_size, "batch_size")
-    if tbptt is not None:
-        tbptt = check_positive_int(tbptt, "tbptt")
+    loss_fn, epochs, batch_size, tbptt = check_fit_options(loss, epochs, batch_size, tbptt)
     if early_stopping is not None:
         early_stopping = check_positive_int(early_stopping, "early_stopping")
         if validation is None:
