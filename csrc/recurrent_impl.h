@@ -121,11 +121,10 @@ struct WeightPrefetch {
 };
 
 // acc[r] += A[r][0:K] @ panel[0:K, :] for ROWS rows of A given by pointers; returns the panel
-// advanced by K rows. Each k adds into acc in order. Full tiles (ROWS > 3) also issue the
-// prefetches of pf, if any.
+// advanced by K rows. Each k adds into acc in order.
 template <typename F, int ROWS>
 inline const F* accumulate(Vec<F> (&acc)[ROWS][2], std::int64_t K, const F* const* rows,
-                           const F* panel, WeightPrefetch* pf = nullptr) {
+                           const F* panel) {
     if constexpr (ROWS == 1) {
         // One row has only two FMA chains, too few to hide the FMA latency: sum k = 0, 1, 2, 3
         // (mod 4) in separate chains and add them at the end. This order depends only on the
@@ -178,7 +177,7 @@ inline const F* accumulate(Vec<F> (&acc)[ROWS][2], std::int64_t K, const F* cons
         for (int r = 0; r < ROWS; ++r) acc[r][0] += odd[r][0], acc[r][1] += odd[r][1];
         return panel;
     }
-    auto at = [&](std::int64_t k) __attribute__((always_inline)) {
+    for (std::int64_t k = 0; k < K; ++k, panel += kNR<F>) {
         const Vec<F> b0 = load(panel), b1 = load(panel + kLanes<F>);
 #pragma GCC unroll 16
         for (int r = 0; r < ROWS; ++r) {
@@ -186,18 +185,46 @@ inline const F* accumulate(Vec<F> (&acc)[ROWS][2], std::int64_t K, const F* cons
             acc[r][0] += a * b0;
             acc[r][1] += a * b1;
         }
-        panel += kNR<F>;
-    };
+    }
+    return panel;
+}
+
+// accumulate for full tiles (ROWS > 3), issuing pf's prefetches as it goes; a loop of its own, so
+// that the plain one (every tile of weights that fit in one group) compiles as it did before.
+template <typename F, int ROWS>
+inline const F* accumulate_prefetching(Vec<F> (&acc)[ROWS][2], std::int64_t K, const F* const* rows,
+                                       const F* panel, WeightPrefetch& pf) {
+    static_assert(ROWS > 3, "the in-order sum of full tiles");
+    constexpr int S = WeightPrefetch::kStride;
+    const F* A[ROWS];
+    for (int r = 0; r < ROWS; ++r) A[r] = rows[r];
     std::int64_t k = 0;
-    if (pf && pf->next < pf->end) {
-        for (; k + WeightPrefetch::kStride <= K; k += WeightPrefetch::kStride) {
-            pf->some();
+    for (; k + S <= K; k += S) {
+        pf.some();
 #pragma GCC unroll 4
-            for (int j = 0; j < WeightPrefetch::kStride; ++j) at(k + j);
+        for (int j = 0; j < S; ++j, panel += kNR<F>) {
+            const Vec<F> b0 = load(panel), b1 = load(panel + kLanes<F>);
+#pragma GCC unroll 16
+            for (int r = 0; r < ROWS; ++r) {
+                const Vec<F> a = splat(A[r][k + j]);
+                acc[r][0] += a * b0;
+                acc[r][1] += a * b1;
+            }
         }
     }
-    for (; k < K; ++k) at(k);
-    return panel;
+    const F* tail[ROWS];
+    for (int r = 0; r < ROWS; ++r) tail[r] = A[r] + k;
+    return accumulate<F, ROWS>(acc, K - k, tail, panel);
+}
+
+// Full tiles prefetch while pf has lines left; the rest accumulate plainly.
+template <typename F, int ROWS>
+inline const F* accumulate_tile(Vec<F> (&acc)[ROWS][2], std::int64_t K, const F* const* rows,
+                                const F* panel, WeightPrefetch* pf) {
+    if constexpr (ROWS > 3) {
+        if (pf && pf->next < pf->end) return accumulate_prefetching<F, ROWS>(acc, K, rows, panel, *pf);
+    }
+    return accumulate<F, ROWS>(acc, K, rows, panel);
 }
 
 // Write a tile's ncols <= kNR columns through `emit(row, col0, lanes-vector)`; partial panels
@@ -279,8 +306,8 @@ void forward_tile(std::int64_t I, std::int64_t Hk, const TileRows<F>& t, const F
     Vec<F> acc[ROWS][2];
     const Vec<F> b0 = load(bias), b1 = load(bias + kLanes<F>);
     for (int r = 0; r < ROWS; ++r) acc[r][0] = b0, acc[r][1] = b1;
-    panel = accumulate<F, ROWS>(acc, I, t.a, panel, pf);
-    if (Hk) accumulate<F, ROWS>(acc, Hk, t.a2, panel, pf);
+    panel = accumulate_tile<F, ROWS>(acc, I, t.a, panel, pf);
+    if (Hk) accumulate_tile<F, ROWS>(acc, Hk, t.a2, panel, pf);
     emit_tile<F, ROWS>(acc, ncols, [&](int r, int c, Vec<F> v, int n) { store_n(t.out[r] + col + c, v, n); });
 }
 
@@ -298,7 +325,7 @@ void backward_tile(Activation act, std::int64_t H, const TileRows<F>& t, const F
                    Epilogue epilogue, std::int64_t col, int ncols, WeightPrefetch* pf) {
     Vec<F> acc[ROWS][2];
     for (int r = 0; r < ROWS; ++r) acc[r][0] = acc[r][1] = Vec<F>{};
-    accumulate<F, ROWS>(acc, H, t.a, panel, pf);
+    accumulate_tile<F, ROWS>(acc, H, t.a, panel, pf);
     auto fused = [&](auto copy) __attribute__((always_inline)) {
         emit_tile<F, ROWS>(acc, ncols, [&](int r, int c, Vec<F> g, int n) __attribute__((always_inline)) {
             const Vec<F> h = load_n(t.h[r] + col + c, n);
@@ -445,13 +472,23 @@ void forward_loop(Activation act, bool reverse, std::int64_t T, const BatchOrder
                 tile_heights(running - r0, n);
                 rows_of(r0, n[0], tile[0]);
                 rows_of(r0 + n[0], n[1], tile[1]);
-                // The x rows are left to the hardware prefetchers: prefetching the next tiles' rows
-                // a share at each panel (SpreadPrefetch, as the backward does) took 3-5% off the
-                // forward at S3 before the weights came in prefetched groups; with them, removing it
-                // changed the forward's time by 0.97-1.02 at S2, S3, S4 and odd shapes (1 and 2
-                // threads, paired, 2026-12-07).
+                // The x rows of the next tiles (this step's, or the next step's first) come from
+                // memory: prefetched a share at each panel of this tile (3-5% off the forward at
+                // S3; their h_prev rows, written a step before, gain nothing). Before another
+                // group of the same step, the step's first rows are still in the cache.
+                SpreadPrefetch pre;
                 const std::int64_t r1 = r0 + n[0] + n[1];
+                const std::int64_t s_next = r1 < running ? s : s + 1, j0 = r1 < running ? r1 : begin;
+                if (s_next < steps && (r1 < running || last_group)) {
+                    std::int64_t m[2];
+                    tile_heights(order.running_end(begin, end, s_next, T) - j0, m);
+                    for (std::int64_t j = j0; j < j0 + m[0] + m[1]; ++j) {
+                        const std::int64_t tt = reverse ? order.length(j, T) - 1 - s_next : s_next;
+                        pre.add(x + tt * x_step + order.row(j) * ldx, I);
+                    }
+                }
                 for (std::int64_t p = g_lo; p < g_hi; ++p) {
+                    pre.part(p - g_lo, g_hi - g_lo);
                     const F* panel = packed + p * NR * (I + H);
                     const int ncols = static_cast<int>(H - p * NR < NR ? H - p * NR : NR);
                     for (int i = 0; i < 2 && n[i]; ++i)
