@@ -1,5 +1,5 @@
 // The recurrent loops compiled for AVX-512 (CMake adds -mavx512f -mavx512vl -mavx512bw
-// -mavx512dq -mfma to this file only): 64-byte vectors, so panels of 32 floats, and tiles of 6
+// -mavx512dq -mfma to this file only): 64-byte vectors, panels of four (64 floats), and tiles of 6
 // rows. Taller tiles fit the 32 registers (2 * rows accumulators and 2 panel vectors) but ran
 // slower on AMD Zen 4 (EPYC 9004, whose 512-bit FMAs take two passes through 256-bit units), in
 // paired calls of this set over the AVX2 set's time (1 thread, bench/isa_pairs.py, 2026-12-05):
@@ -14,8 +14,14 @@
 //     8     0.69 / 0.81          0.70 / 0.78           0.69 / 0.81
 //     6     0.66 / 0.80          0.73 / 0.79           0.79 / 0.82
 // Taller tiles gain on the forward there but lose on the backward: 6 rows on both.
+// Panels of four vectors (64 floats; 24 accumulators, 4 panel vectors and a broadcast of the 32
+// registers) instead of two, this build's time over the two-vector build's, paired processes on
+// that Xeon (2026-12-07, 7 rounds, forward / train): S2 0.92 / 0.97, S3 0.90 / 0.94, S4 0.96 /
+// 0.96, T50 B50 I100 H200 0.91 / 0.96, T64 B32 I64 H128 0.94 / 0.99. (A last panel of at most
+// two vectors' columns computes only those.)
 #define RNNCORE_VECTOR_BYTES 64
 #define RNNCORE_TILE_ROWS 6
+#define RNNCORE_PANEL_VECTORS 4
 #include "recurrent_impl.h"
 
 namespace rnncore {

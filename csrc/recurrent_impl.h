@@ -3,8 +3,9 @@
 // set (recurrent_baseline.cpp, recurrent_avx2.cpp); everything here has internal linkage.
 //
 // GEMM blocking: C[rows, H] = A[rows, K] @ Wp[K, H] where Wp is packed in panels of NR columns,
-// each panel K rows of NR contiguous values (zero-padded past H). A micro-tile computes ROWS <= MR
-// rows by one panel, NR/2-wide vectors, 2*ROWS accumulators in registers. The order of the sum
+// each panel K rows of NR contiguous values (zero-padded past H), NR = kPanelVectors vectors (2;
+// 4 in the AVX-512 set). A micro-tile computes ROWS <= MR rows by one panel, ROWS * NV
+// accumulators in registers, NV the vectors the panel's columns need. The order of the sum
 // over k depends only on the tile's height (in order; two interleaved chains for 2- and 3-row
 // tiles, four for 1-row tiles),
 // and tiles always start at rows that are multiples of MR, so a row always lands in the same
@@ -34,6 +35,11 @@ namespace {
 #error "define RNNCORE_VECTOR_BYTES and RNNCORE_TILE_ROWS before including recurrent_impl.h"
 #endif
 constexpr int kVectorBytes = RNNCORE_VECTOR_BYTES;
+// Lanes-vectors per panel: RNNCORE_PANEL_VECTORS where the set defines it, else 2.
+#ifndef RNNCORE_PANEL_VECTORS
+#define RNNCORE_PANEL_VECTORS 2
+#endif
+constexpr int kPanelVectors = RNNCORE_PANEL_VECTORS;
 template <typename F>
 struct VecOf {
     typedef F type __attribute__((vector_size(kVectorBytes)));
@@ -44,11 +50,11 @@ using Vec = typename VecOf<F>::type;
 template <typename F>
 constexpr int kLanes = static_cast<int>(kVectorBytes / sizeof(F));
 template <typename F>
-constexpr int kNR = 2 * kLanes<F>;  // columns per panel: two vectors
+constexpr int kNR = kPanelVectors * kLanes<F>;  // columns per panel
 constexpr int kMR = RNNCORE_TILE_ROWS;  // rows per full micro-tile
 template <typename F>
 constexpr std::int64_t panel_count(std::int64_t n) { return (n + kNR<F> - 1) / kNR<F>; }
-static_assert(kNR<float> * sizeof(float) <= 128, "recurrent.h sizes workspaces for panels of at most 128 bytes");
+static_assert(kNR<float> * sizeof(float) <= 256, "recurrent.h sizes workspaces for panels of at most 256 bytes");
 
 template <typename F>
 inline Vec<F> load(const F* p) {
@@ -120,70 +126,77 @@ struct WeightPrefetch {
     }
 };
 
-// acc[r] += A[r][0:K] @ panel[0:K, :] for ROWS rows of A given by pointers; returns the panel
-// advanced by K rows. Each k adds into acc in order.
-template <typename F, int ROWS>
-inline const F* accumulate(Vec<F> (&acc)[ROWS][2], std::int64_t K, const F* const* rows,
+// acc[r] += A[r][0:K] @ panel[0:K, 0:NV lanes-vectors] for ROWS rows of A given by pointers
+// (panel rows kNR apart); returns the panel advanced by K rows. The order of the sum of each
+// output depends only on ROWS: in order of k for full tiles.
+template <typename F, int ROWS, int NV>
+__attribute__((always_inline)) inline const F* accumulate(Vec<F> (&acc)[ROWS][NV], std::int64_t K, const F* const* rows,
                            const F* panel) {
     if constexpr (ROWS == 1) {
-        // One row has only two FMA chains, too few to hide the FMA latency: sum k = 0, 1, 2, 3
+        // One row has only NV FMA chains, too few to hide the FMA latency: sum k = 0, 1, 2, 3
         // (mod 4) in separate chains and add them at the end. This order depends only on the
         // tile height, which depends only on the batch, never on the thread count.
         const F* A = rows[0];
-        Vec<F> part[4][2] = {};
+        Vec<F> part[4][NV] = {};
         std::int64_t k = 0;
         for (; k + 4 <= K; k += 4, panel += 4 * kNR<F>) {
 #pragma GCC unroll 4
             for (int j = 0; j < 4; ++j) {
                 const Vec<F> a = splat(A[k + j]);
-                part[j][0] += a * load(panel + j * kNR<F>);
-                part[j][1] += a * load(panel + j * kNR<F> + kLanes<F>);
+#pragma GCC unroll 4
+                for (int v = 0; v < NV; ++v) part[j][v] += a * load(panel + j * kNR<F> + v * kLanes<F>);
             }
         }
         for (; k < K; ++k, panel += kNR<F>) {
             const Vec<F> a = splat(A[k]);
-            part[0][0] += a * load(panel);
-            part[0][1] += a * load(panel + kLanes<F>);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; ++v) part[0][v] += a * load(panel + v * kLanes<F>);
         }
-        for (int c = 0; c < 2; ++c) acc[0][c] += (part[0][c] + part[1][c]) + (part[2][c] + part[3][c]);
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) acc[0][v] += (part[0][v] + part[1][v]) + (part[2][v] + part[3][v]);
         return panel;
     }
     const F* A[ROWS];
     for (int r = 0; r < ROWS; ++r) A[r] = rows[r];
     if constexpr (ROWS == 2 || ROWS == 3) {
-        // 4 or 6 chains are still too few (the FMA latency needs ~10): sum even and odd k
-        // separately and add them at the end.
-        Vec<F> odd[ROWS][2] = {};
+        // 2 or 3 rows of two vectors are still too few chains (the FMA latency needs ~10): sum
+        // even and odd k separately and add them at the end.
+        Vec<F> odd[ROWS][NV] = {};
         std::int64_t k = 0;
         for (; k + 2 <= K; k += 2, panel += 2 * kNR<F>) {
-            const Vec<F> b0 = load(panel), b1 = load(panel + kLanes<F>);
-            const Vec<F> c0 = load(panel + kNR<F>), c1 = load(panel + kNR<F> + kLanes<F>);
+            Vec<F> b[NV], c[NV];
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; ++v) b[v] = load(panel + v * kLanes<F>), c[v] = load(panel + kNR<F> + v * kLanes<F>);
             for (int r = 0; r < ROWS; ++r) {
                 const Vec<F> a = splat(A[r][k]), a1 = splat(A[r][k + 1]);
-                acc[r][0] += a * b0;
-                acc[r][1] += a * b1;
-                odd[r][0] += a1 * c0;
-                odd[r][1] += a1 * c1;
+#pragma GCC unroll 4
+                for (int v = 0; v < NV; ++v) acc[r][v] += a * b[v], odd[r][v] += a1 * c[v];
             }
         }
         for (; k < K; ++k, panel += kNR<F>) {
-            const Vec<F> b0 = load(panel), b1 = load(panel + kLanes<F>);
+            Vec<F> b[NV];
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; ++v) b[v] = load(panel + v * kLanes<F>);
             for (int r = 0; r < ROWS; ++r) {
                 const Vec<F> a = splat(A[r][k]);
-                acc[r][0] += a * b0;
-                acc[r][1] += a * b1;
+#pragma GCC unroll 4
+                for (int v = 0; v < NV; ++v) acc[r][v] += a * b[v];
             }
         }
-        for (int r = 0; r < ROWS; ++r) acc[r][0] += odd[r][0], acc[r][1] += odd[r][1];
+        for (int r = 0; r < ROWS; ++r)
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; ++v) acc[r][v] += odd[r][v];
         return panel;
     }
     for (std::int64_t k = 0; k < K; ++k, panel += kNR<F>) {
-        const Vec<F> b0 = load(panel), b1 = load(panel + kLanes<F>);
+        Vec<F> b[NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) b[v] = load(panel + v * kLanes<F>);
 #pragma GCC unroll 16
         for (int r = 0; r < ROWS; ++r) {
             const Vec<F> a = splat(A[r][k]);
-            acc[r][0] += a * b0;
-            acc[r][1] += a * b1;
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; ++v) acc[r][v] += a * b[v];
         }
     }
     return panel;
@@ -191,8 +204,8 @@ inline const F* accumulate(Vec<F> (&acc)[ROWS][2], std::int64_t K, const F* cons
 
 // accumulate for full tiles (ROWS > 3), issuing pf's prefetches as it goes; a loop of its own, so
 // that the plain one (every tile of weights that fit in one group) compiles as it did before.
-template <typename F, int ROWS>
-inline const F* accumulate_prefetching(Vec<F> (&acc)[ROWS][2], std::int64_t K, const F* const* rows,
+template <typename F, int ROWS, int NV>
+__attribute__((always_inline)) inline const F* accumulate_prefetching(Vec<F> (&acc)[ROWS][NV], std::int64_t K, const F* const* rows,
                                        const F* panel, WeightPrefetch& pf) {
     static_assert(ROWS > 3, "the in-order sum of full tiles");
     constexpr int S = WeightPrefetch::kStride;
@@ -203,44 +216,44 @@ inline const F* accumulate_prefetching(Vec<F> (&acc)[ROWS][2], std::int64_t K, c
         pf.some();
 #pragma GCC unroll 4
         for (int j = 0; j < S; ++j, panel += kNR<F>) {
-            const Vec<F> b0 = load(panel), b1 = load(panel + kLanes<F>);
+            Vec<F> b[NV];
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; ++v) b[v] = load(panel + v * kLanes<F>);
 #pragma GCC unroll 16
             for (int r = 0; r < ROWS; ++r) {
                 const Vec<F> a = splat(A[r][k + j]);
-                acc[r][0] += a * b0;
-                acc[r][1] += a * b1;
+#pragma GCC unroll 4
+                for (int v = 0; v < NV; ++v) acc[r][v] += a * b[v];
             }
         }
     }
     const F* tail[ROWS];
     for (int r = 0; r < ROWS; ++r) tail[r] = A[r] + k;
-    return accumulate<F, ROWS>(acc, K - k, tail, panel);
+    return accumulate<F, ROWS, NV>(acc, K - k, tail, panel);
 }
 
 // Full tiles prefetch while pf has lines left; the rest accumulate plainly.
-template <typename F, int ROWS>
-inline const F* accumulate_tile(Vec<F> (&acc)[ROWS][2], std::int64_t K, const F* const* rows,
+template <typename F, int ROWS, int NV>
+__attribute__((always_inline)) inline const F* accumulate_tile(Vec<F> (&acc)[ROWS][NV], std::int64_t K, const F* const* rows,
                                 const F* panel, WeightPrefetch* pf) {
     if constexpr (ROWS > 3) {
-        if (pf && pf->next < pf->end) return accumulate_prefetching<F, ROWS>(acc, K, rows, panel, *pf);
+        if (pf && pf->next < pf->end) return accumulate_prefetching<F, ROWS, NV>(acc, K, rows, panel, *pf);
     }
-    return accumulate<F, ROWS>(acc, K, rows, panel);
+    return accumulate<F, ROWS, NV>(acc, K, rows, panel);
 }
 
-// Write a tile's ncols <= kNR columns through `emit(row, col0, lanes-vector)`; partial panels
-// go through a small buffer. Inlining is forced (here and on backward_tile's epilogue): GCC left
-// the fused epilogue out of line, a call per vector, and the lengths backward took ~5% longer.
-template <typename F, int ROWS, typename Emit>
-__attribute__((always_inline)) inline void emit_tile(Vec<F> (&acc)[ROWS][2], int ncols, Emit emit) {
-    for (int r = 0; r < ROWS; ++r) {
-        if (ncols == kNR<F>) {
-            emit(r, 0, acc[r][0], kLanes<F>);
-            emit(r, kLanes<F>, acc[r][1], kLanes<F>);
-        } else {
-            emit(r, 0, acc[r][0], ncols < kLanes<F> ? ncols : kLanes<F>);
-            if (ncols > kLanes<F>) emit(r, kLanes<F>, acc[r][1], ncols - kLanes<F>);
+// Write a tile's ncols <= NV * kLanes columns through `emit(row, col0, lanes-vector, lanes)`;
+// partial vectors go through a small buffer. Inlining is forced (here and on backward_tile's
+// epilogue): GCC left the fused epilogue out of line, a call per vector, and the lengths backward
+// took ~5% longer.
+template <typename F, int ROWS, int NV, typename Emit>
+__attribute__((always_inline)) inline void emit_tile(Vec<F> (&acc)[ROWS][NV], int ncols, Emit emit) {
+    for (int r = 0; r < ROWS; ++r)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) {
+            const int lanes = ncols - v * kLanes<F>;
+            emit(r, v * kLanes<F>, acc[r][v], lanes < kLanes<F> ? lanes : kLanes<F>);
         }
-    }
 }
 
 // Store `n` lanes of v at p (all of them when n == lanes).
@@ -300,15 +313,18 @@ struct TileRows {
 
 // Forward tile: z[r, cols] = bias + x[r] @ W_ih^T + h_prev[r] @ W_hh^T (pre-activation), written
 // at out[r] + col. Hk = 0 when the previous state is zero.
-template <typename F, int ROWS>
+template <typename F, int ROWS, int NV>
 void forward_tile(std::int64_t I, std::int64_t Hk, const TileRows<F>& t, const F* panel,
                   const F* bias, std::int64_t col, int ncols, WeightPrefetch* pf) {
-    Vec<F> acc[ROWS][2];
-    const Vec<F> b0 = load(bias), b1 = load(bias + kLanes<F>);
-    for (int r = 0; r < ROWS; ++r) acc[r][0] = b0, acc[r][1] = b1;
-    panel = accumulate_tile<F, ROWS>(acc, I, t.a, panel, pf);
-    if (Hk) accumulate_tile<F, ROWS>(acc, Hk, t.a2, panel, pf);
-    emit_tile<F, ROWS>(acc, ncols, [&](int r, int c, Vec<F> v, int n) { store_n(t.out[r] + col + c, v, n); });
+    Vec<F> acc[ROWS][NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+        const Vec<F> b = load(bias + v * kLanes<F>);
+        for (int r = 0; r < ROWS; ++r) acc[r][v] = b;
+    }
+    panel = accumulate_tile<F, ROWS, NV>(acc, I, t.a, panel, pf);
+    if (Hk) accumulate_tile<F, ROWS, NV>(acc, Hk, t.a2, panel, pf);
+    emit_tile<F, ROWS, NV>(acc, ncols, [&](int r, int c, Vec<F> v, int n) { store_n(t.out[r] + col + c, v, n); });
 }
 
 // What a backward tile does with its product g = dz[r] @ panel.
@@ -320,14 +336,16 @@ enum class Epilogue {
     DxAdd,  // g = dz @ W_ih: dx[r] += g
 };
 
-template <typename F, int ROWS>
+template <typename F, int ROWS, int NV>
 void backward_tile(Activation act, std::int64_t H, const TileRows<F>& t, const F* panel,
                    Epilogue epilogue, std::int64_t col, int ncols, WeightPrefetch* pf) {
-    Vec<F> acc[ROWS][2];
-    for (int r = 0; r < ROWS; ++r) acc[r][0] = acc[r][1] = Vec<F>{};
-    accumulate_tile<F, ROWS>(acc, H, t.a, panel, pf);
+    Vec<F> acc[ROWS][NV];
+    for (int r = 0; r < ROWS; ++r)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) acc[r][v] = Vec<F>{};
+    accumulate_tile<F, ROWS, NV>(acc, H, t.a, panel, pf);
     auto fused = [&](auto copy) __attribute__((always_inline)) {
-        emit_tile<F, ROWS>(acc, ncols, [&](int r, int c, Vec<F> g, int n) __attribute__((always_inline)) {
+        emit_tile<F, ROWS, NV>(acc, ncols, [&](int r, int c, Vec<F> g, int n) __attribute__((always_inline)) {
             const Vec<F> h = load_n(t.h[r] + col + c, n);
             if constexpr (decltype(copy)::value) store_n(t.h_copy[r] + col + c, h, n);
             const Vec<F> dh = load_n(t.dh[r] + col + c, n) + g;
@@ -343,11 +361,11 @@ void backward_tile(Activation act, std::int64_t H, const TileRows<F>& t, const F
         case Epilogue::FusedCopy:
             return fused(std::true_type{});
         case Epilogue::Dh0:
-            return emit_tile<F, ROWS>(acc, ncols, [&](int r, int c, Vec<F> g, int n) { store_n(t.out[r] + col + c, g, n); });
+            return emit_tile<F, ROWS, NV>(acc, ncols, [&](int r, int c, Vec<F> g, int n) { store_n(t.out[r] + col + c, g, n); });
         case Epilogue::Dx:
-            return emit_tile<F, ROWS>(acc, ncols, [&](int r, int c, Vec<F> g, int n) { store_n(t.dx[r] + col + c, g, n); });
+            return emit_tile<F, ROWS, NV>(acc, ncols, [&](int r, int c, Vec<F> g, int n) { store_n(t.dx[r] + col + c, g, n); });
         case Epilogue::DxAdd:
-            return emit_tile<F, ROWS>(acc, ncols, [&](int r, int c, Vec<F> g, int n) {
+            return emit_tile<F, ROWS, NV>(acc, ncols, [&](int r, int c, Vec<F> g, int n) {
                 store_n(t.dx[r] + col + c, load_n(t.dx[r] + col + c, n) + g, n);
             });
     }
@@ -369,6 +387,16 @@ inline void by_height(std::int64_t rows, Tile tile) {
         if (rows > R) return by_height<R + 1>(rows, tile);
     }
     tile(std::integral_constant<int, R>{});
+}
+
+// Calls tile(std::integral_constant<int, NV>) for the lanes-vectors of a panel's ncols columns
+// (1..kPanelVectors): a last panel of few columns computes only the vectors it has.
+template <typename F, int NV = 1, typename Tile>
+inline void by_vectors(int ncols, Tile tile) {
+    if constexpr (NV < kPanelVectors) {
+        if (ncols > NV * kLanes<F>) return by_vectors<F, NV + 1>(ncols, tile);
+    }
+    tile(std::integral_constant<int, NV>{});
 }
 
 // Panels of K rows per group (PanelGroups) out of `panels`: all of them when they fit in the
@@ -492,7 +520,11 @@ void forward_loop(Activation act, bool reverse, std::int64_t T, const BatchOrder
                     const F* panel = packed + p * NR * (I + H);
                     const int ncols = static_cast<int>(H - p * NR < NR ? H - p * NR : NR);
                     for (int i = 0; i < 2 && n[i]; ++i)
-                        by_height(n[i], [&](auto R) { forward_tile<F, decltype(R)::value>(I, Hk, tile[i], panel, bias + p * NR, p * NR, ncols, &pf); });
+                        by_height(n[i], [&](auto R) {
+                            by_vectors<F>(ncols, [&](auto V) {
+                                forward_tile<F, decltype(R)::value, decltype(V)::value>(I, Hk, tile[i], panel, bias + p * NR, p * NR, ncols, &pf);
+                            });
+                        });
                 }
                 for (std::int64_t r = 0; r < n[0] + n[1]; ++r)  // still in cache
                     activate<F>(act, 1, c1 - c0, tile[r / kMR].out[r % kMR] + c0, H);
@@ -631,7 +663,9 @@ void backward_loop(Activation act, bool reverse, std::int64_t T, const BatchOrde
                     const int ncols = static_cast<int>(width - col < NR ? width - col : NR);
                     for (int i = 0; i < 2 && n[i]; ++i)
                         by_height(n[i], [&](auto R) {
-                            backward_tile<F, decltype(R)::value>(act, H, tile[i], panel, into_h ? to_h : to_dx, col, ncols, &pf);
+                            by_vectors<F>(ncols, [&](auto V) {
+                                backward_tile<F, decltype(R)::value, decltype(V)::value>(act, H, tile[i], panel, into_h ? to_h : to_dx, col, ncols, &pf);
+                            });
                         });
                 }
                 r0 = r1;

@@ -15,11 +15,11 @@
 
 namespace rnncore {
 
-// Columns per packed panel: two SIMD vectors, so 64 bytes in the baseline and AVX2 sets and 128
-// in the AVX-512 set (RecurrentKernels::nr). Workspaces are sized for the widest panels, so a
+// Columns per packed panel: two SIMD vectors in the baseline and AVX2 sets (64 bytes), four in
+// the AVX-512 set (256 bytes) (RecurrentKernels::nr). Workspaces are sized for the widest panels, so a
 // size asked before a change of kernel set (set_kernel_isa) still fits the new set's packing.
 template <typename F>
-constexpr std::int64_t max_panel_width() { return 128 / static_cast<std::int64_t>(sizeof(F)); }
+constexpr std::int64_t max_panel_width() { return 256 / static_cast<std::int64_t>(sizeof(F)); }
 template <typename F>
 constexpr std::int64_t max_panel_count(std::int64_t H) { return (H + max_panel_width<F>() - 1) / max_panel_width<F>(); }
 
