@@ -17,8 +17,10 @@
 // Panels of four vectors (64 floats; 24 accumulators, 4 panel vectors and a broadcast of the 32
 // registers) instead of two, this build's time over the two-vector build's, paired processes on
 // that Xeon (2026-12-07, 7 rounds, forward / train): S2 0.92 / 0.97, S3 0.90 / 0.94, S4 0.96 /
-// 0.96, T50 B50 I100 H200 0.91 / 0.96, T64 B32 I64 H128 0.94 / 0.99. (A last panel of at most
-// two vectors' columns computes only those.)
+// 0.96, T50 B50 I100 H200 0.91 / 0.96, T64 B32 I64 H128 0.94 / 0.99; and with the 2- and 3-row
+// tiles' panel rows loaded one after the other (their accumulators had spilled), S2 0.92 / 0.94,
+// T50 B50 I100 H200 0.90 / 0.97 and T64 B32 I64 H128 0.92 / 0.97 more. (A last panel of at most
+// two vectors' columns computes only those.) Not measured on AMD Zen 4.
 #define RNNCORE_VECTOR_BYTES 64
 #define RNNCORE_TILE_ROWS 6
 #define RNNCORE_PANEL_VECTORS 4

@@ -164,13 +164,22 @@ __attribute__((always_inline)) inline const F* accumulate(Vec<F> (&acc)[ROWS][NV
         Vec<F> odd[ROWS][NV] = {};
         std::int64_t k = 0;
         for (; k + 2 <= K; k += 2, panel += 2 * kNR<F>) {
-            Vec<F> b[NV], c[NV];
+            // the even k's panel row, then the odd k's in the same registers: 3 rows of 4
+            // vectors hold 24 accumulators, too many to keep both rows' vectors beside them
+            Vec<F> b[NV];
 #pragma GCC unroll 4
-            for (int v = 0; v < NV; ++v) b[v] = load(panel + v * kLanes<F>), c[v] = load(panel + kNR<F> + v * kLanes<F>);
+            for (int v = 0; v < NV; ++v) b[v] = load(panel + v * kLanes<F>);
             for (int r = 0; r < ROWS; ++r) {
-                const Vec<F> a = splat(A[r][k]), a1 = splat(A[r][k + 1]);
+                const Vec<F> a = splat(A[r][k]);
 #pragma GCC unroll 4
-                for (int v = 0; v < NV; ++v) acc[r][v] += a * b[v], odd[r][v] += a1 * c[v];
+                for (int v = 0; v < NV; ++v) acc[r][v] += a * b[v];
+            }
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; ++v) b[v] = load(panel + kNR<F> + v * kLanes<F>);
+            for (int r = 0; r < ROWS; ++r) {
+                const Vec<F> a1 = splat(A[r][k + 1]);
+#pragma GCC unroll 4
+                for (int v = 0; v < NV; ++v) odd[r][v] += a1 * b[v];
             }
         }
         for (; k < K; ++k, panel += kNR<F>) {
