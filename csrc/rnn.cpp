@@ -128,25 +128,33 @@ std::vector<std::int64_t> batch_slices(const RecurrentKernels<F>& k, const Dims&
 // Instead of batch slices, a time loop without lengths can share every step among the threads
 // by columns, each step waiting for the one before (StepBlocks). Every thread then gets an equal
 // share however the batch divides into micro-tiles (B=64 is 10 tiles and 4 rows, which two slices
-// split 5 | 5 + 4), at the cost of a hand-over between the threads at every step and of both
-// reading every row. Measured on 2 threads (paired, against the slices): forward 0.94 and 1.03 at
-// S4 (two runs); training 0.97-1.01 at S3 and S4. Returns the number of column blocks (one per
-// thread), or 0 to keep the slices: when they are nearly even, when there are more threads than
-// cores (a thread waiting at a step for one that lost its core would wait a whole time slice),
-// and when a step is short (step_flop under 1 Mflop, ~15 us on one core here). Short steps hand
-// over so often that every stall of either core (this shared VM's cores pause now and then) stops
-// both threads: at T=1000 B=8 I=H=64 (131 kflop a step), the paired 2-thread speedup of the
-// forward read 1.21, 1.18 and 0.61 in three runs by columns, and 1.34, 1.24, 1.17, 1.35 and 0.99
-// in five by slices (which never wait for each other: a stall holds up one slice only). Blocks
-// start at whole panels and every row lands in the same tile as in a single slice: the results
-// stay bit for bit the same.
+// split 5 | 5 + 4), and reads only its own columns' packed weights, at the cost of a hand-over
+// between the threads at every step and of both reading every row. Returns the number of column
+// blocks (one per thread), or 0 to keep the slices:
+// - when the packed weights (`weight_bytes`) fit in the cache budget (weight_block_bytes): then
+//   each slice runs over all of them from its own core's L2, and the hand-over costs more than the
+//   uneven split. Paired in one process on 2 threads of a Xeon (Sapphire Rapids class,
+//   2026-12-07), slices' time / blocks', forward / training: S3 (0.5 MB of weights) 0.80-0.82 /
+//   0.89-0.91, T50 B50 I100 H200 0.76 / 0.88; with the AVX2 set 0.92 / 0.96 and 0.86 / 0.93.
+//   Where the weights do not fit, each core streams only its columns' share of them: S4
+//   (6.3 MB) 1.08 / 1.03, with the AVX2 set 1.08 / 1.04;
+// - when the slices are nearly even;
+// - when there are more threads than cores (a thread waiting at a step for one that lost its core
+//   would wait a whole time slice);
+// - when a step is short (step_flop under 1 Mflop, ~15 us on one core here). Short steps hand
+//   over so often that every stall of either core (this shared VM's cores pause now and then)
+//   stops both threads: at T=1000 B=8 I=H=64 (131 kflop a step), the paired 2-thread speedup of
+//   the forward read 1.21, 1.18 and 0.61 in three runs by columns, and 1.34, 1.24, 1.17, 1.35 and
+//   0.99 in five by slices (which never wait for each other: a stall holds up one slice only).
+// Blocks start at whole panels and every row lands in the same tile as in a single slice: the
+// results stay bit for bit the same.
 template <typename F>
 std::int64_t column_blocks(const RecurrentKernels<F>& k, const Dims& d, const SortedBatch& sb, const std::vector<std::int64_t>& slices,
-                           std::int64_t step_flop) {
+                           std::int64_t step_flop, std::int64_t weight_bytes) {
     const std::int64_t threads = get_num_threads();
     const std::int64_t cores = std::max<std::int64_t>(1, std::thread::hardware_concurrency());
     if (sb.order().steps || threads < 2 || threads > cores || k.panels(d.H) < threads ||
-        step_flop < 1'000'000 || slices.size() < 3)
+        step_flop < 1'000'000 || slices.size() < 3 || weight_bytes <= weight_block_bytes())
         return 0;
     double widest = 0;
     for (size_t i = 0; i + 1 < slices.size(); ++i)
@@ -274,7 +282,8 @@ void rnn_forward(const Dims& d, Activation act, bool reverse,
     k.pack_forward(d.I, d.H, W_ih, W_hh, b_ih, b_hh, work);
     zero_padded_rows<F>(d, sb, d.H, h, ldh);  // padded steps of the output
     const std::vector<std::int64_t> slices = batch_slices(k, d, sb, 0, d.T);
-    const std::int64_t blocks = column_blocks(k, d, sb, slices, 2 * d.B * d.H * (d.I + d.H));
+    const std::int64_t weight_bytes = (d.I + d.H) * k.panels(d.H) * k.nr * std::int64_t(sizeof(F));
+    const std::int64_t blocks = column_blocks(k, d, sb, slices, 2 * d.B * d.H * (d.I + d.H), weight_bytes);
     StepBlocks shared(d.T, std::max<std::int64_t>(blocks, 1), k.panels(d.H));
     parallel_for(static_cast<int>(blocks ? blocks : slices.size() - 1), [&](int i) {
         const std::int64_t begin = blocks ? 0 : slices[i], end = blocks ? d.B : slices[i + 1];
@@ -394,7 +403,8 @@ void rnn_backward(const Dims& d, Activation act, bool reverse,
         // and, with lengths, dx[t] = dz[t] W_ih straight into the sequences' rows of dx (without,
         // dx is made by OpenBLAS in chunk_gradients below, a little faster there).
         const std::vector<std::int64_t> slices = batch_slices(k, d, sb, s_lo, s_hi);
-        const std::int64_t blocks = column_blocks(k, d, sb, slices, 2 * B * H * H);
+        const std::int64_t blocks =
+            column_blocks(k, d, sb, slices, 2 * B * H * H, H * k.panels(H) * k.nr * std::int64_t(sizeof(F)));
         StepBlocks shared(s_hi - s_lo + 1, std::max<std::int64_t>(blocks, 1), k.panels(H));
         parallel_for(static_cast<int>(blocks ? blocks : slices.size() - 1), [&](int i) {
             const std::int64_t begin = blocks ? 0 : slices[i], end = blocks ? B : slices[i + 1];

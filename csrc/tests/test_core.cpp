@@ -237,9 +237,10 @@ void test_against_naive(const Case& c, std::uint64_t seed, double rtol) {
 }
 
 // Problems big enough for the kernels to split across threads give the same bits on 1, 2 and 3.
-// On 2 threads (of 2 cores) the first, second and last share their steps by columns (a step of
-// at least 1 Mflop, forward and backward), the third splits its batch into slices; 3 threads
-// always take slices.
+// Their weights fit in the default cache budget, so they split the batch into slices; with a
+// budget of one byte, on 2 threads (of 2 cores), the first, second and last share their steps by
+// columns instead (a step of at least 1 Mflop, forward and backward) and the third keeps its
+// slices; 3 threads always take slices.
 template <typename F>
 void test_thread_independence() {
     const Dims shapes[] = {{20, 40, 64, 120}, {12, 64, 50, 150}, {90, 50, 20, 40}, {60, 50, 20, 110}};
@@ -254,12 +255,15 @@ void test_thread_independence() {
             set_num_threads(1);
             const Mat<F> h1 = pb.forward(rnn_forward<F>);
             const std::vector<Mat<F>> g1 = pb.backward(rnn_backward<F>, h1);
-            for (int n : {2, 3}) {
-                set_num_threads(n);
-                CHECK(same_bits(pb.forward(rnn_forward<F>), h1));
-                const std::vector<Mat<F>> gn = pb.backward(rnn_backward<F>, h1);
-                for (int k = 0; k < kGrads; ++k) CHECK_MSG(same_bits(gn[k], g1[k]), grad_names[k]);
-            }
+            for (std::int64_t budget : {std::int64_t{0}, std::int64_t{1}})
+                for (int n : {2, 3}) {
+                    set_weight_block_bytes(budget);
+                    set_num_threads(n);
+                    CHECK_MSG(same_bits(pb.forward(rnn_forward<F>), h1), "budget " + std::to_string(budget));
+                    const std::vector<Mat<F>> gn = pb.backward(rnn_backward<F>, h1);
+                    for (int k = 0; k < kGrads; ++k) CHECK_MSG(same_bits(gn[k], g1[k]), grad_names[k]);
+                }
+            set_weight_block_bytes(0);
         }
 }
 
