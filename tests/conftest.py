@@ -21,10 +21,12 @@ settings.load_profile("ci")
 @pytest.fixture
 def quick_bench(monkeypatch):
     """bench's timing at its quickest, for the tests that run `rnncore bench` on tiny cases: %peak
-    pairs at their fewest (one per round) and pauses of 10 ms instead of 0.3 s. Every pause of a
+    pairs at their fewest (one per round), pauses of 10 ms instead of 0.3 s, and one untimed call
+    to settle (not 0.1 s of them). Every pause of a
     real run (one per block of calls, one per settled %peak pair) made each tiny bench_case in the
     tests take ~15 s."""
     from rnncore.bench import table, timing
 
     monkeypatch.setattr(table, "PEAK_PAIRS", timing.ROUNDS)
     monkeypatch.setattr(timing, "QUIET_S", 0.01)
+    monkeypatch.setattr(timing, "SETTLE_S", 0.0)

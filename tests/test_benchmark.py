@@ -185,9 +185,11 @@ class RecordingImpl:
 
 @pytest.fixture
 def calls(monkeypatch):
-    """The calls the timers make, in order; their pauses recorded as "sleep <seconds>"."""
+    """The calls the timers make, in order; their pauses recorded as "sleep <seconds>". Settling
+    takes one untimed call (SETTLE_S = 0: the calls here take no time)."""
     made = []
     monkeypatch.setattr(bench.timing.time, "sleep", lambda s: made.append(f"sleep {s}"))
+    monkeypatch.setattr(bench.timing, "SETTLE_S", 0.0)
     return made
 
 
@@ -210,6 +212,24 @@ def test_time_paired_settles_each_timed_call_of_b(calls):
     calls.clear()
     bench.timing.time_paired(a, b, "train", bench.timing.ROUNDS, 0.0)
     assert calls == [pause, "a", "b", "a", "b"] * bench.timing.ROUNDS
+
+
+def test_time_paired_settles_b_with_untimed_calls_for_settle_s(calls, monkeypatch):
+    clock = [0.0]  # a fake clock that only b's calls move, 0.04 s each
+    monkeypatch.setattr(bench.timing.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(bench.timing, "SETTLE_S", 0.1)
+
+    class SlowB(RecordingImpl):
+        def train(self):
+            super().train()
+            clock[0] += 0.04
+
+    a, b = RecordingImpl("a", calls), SlowB("b", calls)
+    _, tb, _ = bench.timing.time_paired(a, b, "train", bench.timing.ROUNDS, 0.0, settle_b=True)
+    # after the pause, b untimed until 0.1 s have passed (0.04, 0.08, 0.12: three calls), then timed
+    pause = f"sleep {bench.timing.QUIET_S}"
+    assert calls == [pause, "a", "b", "a", pause, "b", "b", "b", "b"] * bench.timing.ROUNDS
+    assert tb == pytest.approx(0.04)
 
 
 def test_table_shows_percent_of_peak_and_sgemm_rate_where_measured():

@@ -29,6 +29,12 @@ class Timing:
 
 ROUNDS = 6  # rounds of blocks of calls, every implementation timed in each
 QUIET_S = 0.3  # pause before each block: longer than BLAS/OpenMP workers spin after a call
+# Untimed calls after a settling pause, for at least this long (one call at least), before a
+# settled timed call (time_paired's settle_b). After numpy's sgemm on 2 threads and the pause, S3's
+# training step on 2 threads took 25-27 ms with one untimed call before it, 17.6-18.2 ms with
+# 0.1 s of them, against 17.8 ms back to back (Xeon, 2026-12-07; the pause made 0.8 s changed
+# nothing): the first calls after the other pool's work run slowly, whatever the pause.
+SETTLE_S = 0.1
 
 
 def seconds(fn) -> float:
@@ -88,8 +94,9 @@ def time_paired(a, b, what: str, min_pairs: int, budget_s: float, settle_b: bool
     The two run call by call in turn (in ROUNDS blocks, after a pause like time_calls), so each
     ratio compares calls a fraction of a second apart: the drift of a shared machine, which moves
     whole blocks by 10-30% here, cancels out of it. With `settle_b`, each timed call of b comes
-    after a pause of QUIET_S (the worker threads a left spinning go idle) and an untimed call of b
-    (which brings back into the caches what a evicted, and wakes b's own threads).
+    after a pause of QUIET_S (the worker threads a left spinning go idle) and untimed calls of b
+    for SETTLE_S, one at least (which bring back into the caches what a evicted, and wake b's own
+    threads).
     """
     fa, fb = getattr(a, what), getattr(b, what)
     ta: list[float] = []
@@ -102,7 +109,10 @@ def time_paired(a, b, what: str, min_pairs: int, budget_s: float, settle_b: bool
             ta.append(seconds(fa))
             if settle_b:
                 time.sleep(QUIET_S)
+                settle = time.perf_counter()
                 fb()
+                while time.perf_counter() - settle < SETTLE_S:
+                    fb()
             tb.append(seconds(fb))
             calls += 1
     ratio = statistics.median(x / y for x, y in zip(ta, tb))
