@@ -22,13 +22,13 @@ ROUNDS, CALLS = 15, 30
 
 def gemm_calls(rng, N=2048, I=64, H=128, O=64):
     """The step's GEMMs, each into a preallocated output: (forward) [x | h_prev] W^T, head h W_o^T;
-    (backward) head g W_o and g^T h, recurrence dz W_hh, dx = dz W_ih, dW_ih = dz^T x,
-    dW_hh = dz^T h_prev."""
+    (backward) head g W_o and g^T h, recurrence dz W_hh, dW_ih = dz^T x, dW_hh = dz^T h_prev
+    (no dx = dz W_ih: the step does not compute the input's gradient)."""
     def f(*shape):
         return rng.standard_normal(shape).astype(np.float32)
     xh, W, h, Wo, g, dz = f(N, I + H), f(H, I + H), f(N, H), f(O, H), f(N, O), f(N, H)
-    Whh, Wih, x = f(H, H), f(H, I), f(N, I)
-    calls = [(xh, W.T), (h, Wo.T), (g, Wo), (g.T, h), (dz, Whh), (dz, Wih), (dz.T, x), (dz.T, h)]
+    Whh, x = f(H, H), f(N, I)
+    calls = [(xh, W.T), (h, Wo.T), (g, Wo), (g.T, h), (dz, Whh), (dz.T, x), (dz.T, h)]
     outs = [np.empty((a.shape[0], b.shape[1]), np.float32) for a, b in calls]
     return [lambda a=a, b=b, o=o: np.matmul(a, b, out=o) for (a, b), o in zip(calls, outs)]
 

@@ -67,7 +67,7 @@ void forward(const Array& x, const Optional& h0, const Array& w_ih, const Array&
 }
 
 void backward(const Array& x, const Optional& h0, const Array& w_ih, const Array& w_hh,
-              const Array& h, const Array& dh, const Optional& dh_n, const Array& dx,
+              const Array& h, const Array& dh, const Optional& dh_n, const Optional& dx,
               bool accumulate_dx, const Array& dh0, const Array& dw_ih, const Array& dw_hh,
               const Optional& db_ih, const Optional& db_hh, bool reverse,
               const std::string& nonlinearity, const Optional& lengths) {
@@ -78,7 +78,7 @@ void backward(const Array& x, const Optional& h0, const Array& w_ih, const Array
         const auto vh = view<F>(h, "h", {d.T, d.B, d.H}, false);
         const auto vdh = view<F>(dh, "dh", {d.T, d.B, d.H}, false);
         const auto vdhn = optional_view<F>(dh_n, "dh_n", {d.B, d.H}, false);
-        const auto vdx = view<F>(dx, "dx", {d.T, d.B, d.I}, true);
+        const auto vdx = optional_view<F>(dx, "dx", {d.T, d.B, d.I}, true);
         const auto vdh0 = view<F>(dh0, "dh0", {d.B, d.H}, true);
         const auto vdwih = view<F>(dw_ih, "dw_ih", {d.H, d.I}, true);
         const auto vdwhh = view<F>(dw_hh, "dw_hh", {d.H, d.H}, true);
@@ -95,7 +95,7 @@ void backward(const Array& x, const Optional& h0, const Array& w_ih, const Array
         py::gil_scoped_release release;
         rnn_backward<F>(d, act, reverse, in.x.data, in.x.ld, in.h0.data, in.w_ih.data,
                         in.w_hh.data, vh.data, vh.ld, vdh.data, vdh.ld, vdhn.data, vdx.data,
-                        vdx.ld, accumulate_dx, vdh0.data, vdwih.data, vdwhh.data, vdbih.data,
+                        vdx.data ? vdx.ld : d.I, accumulate_dx, vdh0.data, vdwih.data, vdwhh.data, vdbih.data,
                         vdbhh.data, lens, work.get());
     });
 }
@@ -121,11 +121,11 @@ PYBIND11_MODULE(_core, m) {
           "x (T,B,I); h0 (B,H) or None; out (T,B,H), may be a column slice of a wider array;\n"
           "lengths (B,) int64 with 1 <= lengths[b] <= T, or None (all T): padded steps give zeros.");
     m.def("backward", &backward, arg("x"), arg_or_none("h0"), arg("w_ih"), arg("w_hh"),
-          arg("h"), arg("dh"), arg_or_none("dh_n"), arg("dx"), arg("accumulate_dx"),
+          arg("h"), arg("dh"), arg_or_none("dh_n"), arg_or_none("dx"), arg("accumulate_dx"),
           arg("dh0"), arg("dw_ih"), arg("dw_hh"), arg_or_none("db_ih"), arg_or_none("db_hh"),
           arg("reverse"), arg("nonlinearity"), arg_or_none("lengths") = py::none(),
           "BPTT through one forward call (same lengths). Reads dh; writes dx (or adds to it when\n"
-          "accumulate_dx) and dh0; adds to dw_ih, dw_hh, db_ih, db_hh.");
+          "accumulate_dx; dx None: not computed) and dh0; adds to dw_ih, dw_hh, db_ih, db_hh.");
     def_step_plan(m);
     def_train(m);
     m.def("set_num_threads", &rnncore::set_num_threads, py::arg("n").noconvert(),

@@ -317,8 +317,8 @@ void rnn_backward(const Dims& d, Activation act, bool reverse,
     REQUIRE(lddh >= d.H && lddx >= d.I,
             "rnn_backward: expected lddh >= H, lddx >= I, got lddh=" + std::to_string(lddh) +
                 " lddx=" + std::to_string(lddx));
-    REQUIRE(x && W_ih && W_hh && h && dh && dx && dh0 && dW_ih && dW_hh && work,
-            "rnn_backward: only h0, dh_n and the bias gradients may be null");
+    REQUIRE(x && W_ih && W_hh && h && dh && dh0 && dW_ih && dW_hh && work,
+            "rnn_backward: only h0, dh_n, dx and the bias gradients may be null");
     REQUIRE((db_ih == nullptr) == (db_hh == nullptr), "rnn_backward: db_ih and db_hh must both be given or both be null");
     const std::int64_t T = d.T, B = d.B, H = d.H, I = d.I;
     if (B == 0) return;  // nothing flows; dh0 and dx are empty
@@ -344,7 +344,7 @@ void rnn_backward(const Dims& d, Activation act, bool reverse,
     F* xs = dz_carry + B * H;                   // [chunk_rows, I]
     F* hs = xs + chunk_rows * I;                // [chunk_rows, H]
     for (std::int64_t j = 0; j < H; ++j) bias_sum[j] = F(0);
-    if (!accumulate_dx) zero_padded_rows<F>(d, sb, I, dx, lddx);  // the gradient into padded inputs
+    if (dx && !accumulate_dx) zero_padded_rows<F>(d, sb, I, dx, lddx);  // the gradient into padded inputs
 
     // The loop steps in chunks of at most chunk_rows rows of dz: chunk c is the steps
     // [chunk_start[c], chunk_start[c + 1]), its dz in dz_chunk. Without lengths every chunk is Tc
@@ -437,7 +437,7 @@ void rnn_backward(const Dims& d, Activation act, bool reverse,
                 rows.dz_h0 = t1 == T ? dz_chunk + (T - 1 - t0) * B * H : nullptr;
             }
             rows.ldh = ldh;
-            rows.dx = dx + t0 * B * lddx, rows.lddx = lddx, rows.accumulate_dx = accumulate_dx;
+            rows.dx = dx ? dx + t0 * B * lddx : nullptr, rows.lddx = lddx, rows.accumulate_dx = accumulate_dx;
             chunk_gradients<F>(d, rows, h0, W_ih, dW_ih, dW_hh, db_ih ? bias_sum : nullptr);
             continue;
         }

@@ -42,9 +42,9 @@ def test_tbptt_carries_the_state_but_not_the_gradient():
         forwards.append((x.shape, None if h0 is None else h0.copy()))
         return forward(x, h0, lengths)
 
-    def spy_backward(grad_y, grad_h_n=None):
+    def spy_backward(grad_y, grad_h_n=None, **kwargs):
         backwards.append((grad_y.shape, grad_h_n))
-        return backward(grad_y, grad_h_n)
+        return backward(grad_y, grad_h_n, **kwargs)
 
     model.forward, model.backward = spy_forward, spy_backward
     finals = []

@@ -73,7 +73,8 @@ std::int64_t rnn_backward_workspace_size(const Dims& d, bool with_lengths);
 //         layer's output gradient). Read only.
 //   dh_n: [B,H] contiguous gradient w.r.t. the final state, or nullptr (zero).
 //   dx:   [T,B,I] row stride lddx; written, or accumulated when accumulate_dx (the second
-//         direction of a bidirectional layer adds its share).
+//         direction of a bidirectional layer adds its share); nullptr: not computed (the
+//         first layer's input gradient, when nobody reads it).
 //   dh0:  [B,H] contiguous; written (the gradient w.r.t. h0, also when h0 was nullptr).
 //   dW_ih [H,I], dW_hh [H,H], db_ih [H], db_hh [H]: accumulated (like torch's .grad);
 //         db_* are nullptr when the layer has no bias.

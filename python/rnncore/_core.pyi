@@ -35,7 +35,7 @@ def backward(
     h: _Array,
     dh: _Array,
     dh_n: _Array | None,
-    dx: _Array,
+    dx: _Array | None,
     accumulate_dx: bool,
     dh0: _Array,
     dw_ih: _Array,

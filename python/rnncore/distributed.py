@@ -180,7 +180,7 @@ class _Replica:
         pred = model(x, h) if lengths is None else model(x, h, lengths=lengths)
         value, grad = self.loss_fn(pred, y, m)
         model.zero_grad()
-        model.backward(grad)
+        model.backward(grad, input_grad=False)  # nothing reads the input's gradient
         n = int(m.sum()) if m is not None else y.shape[0] * y.shape[1]
         return model.grads, value * n, n
 

@@ -211,10 +211,12 @@ class RNNModel:
         self._y_shape = y.shape
         return y
 
-    def backward(self, grad_y, grad_h_n=None) -> np.ndarray:
+    def backward(self, grad_y, grad_h_n=None, *, input_grad: bool = True) -> np.ndarray | None:
         """Backpropagate the latest forward: grad_y shaped like its y, grad_h_n (optional) like
         ``h_n``. Adds to ``grads``, sets ``grad_h0`` (shaped like h0) and returns grad_x (shaped
-        like x)."""
+        like x). ``input_grad=False``: grad_x is not computed (a training step that does not read
+        it, as ``fit``'s) and None is returned; with an embedding its rows' gradients are made
+        either way."""
         if self._y_shape is None:
             raise RuntimeError("backward() called before forward(): there is no sequence to "
                                "backpropagate through")
@@ -222,8 +224,11 @@ class RNNModel:
         if dy.shape != self._y_shape:
             raise ValueError(f"grad_y: expected shape {self._y_shape} (the latest output's), "
                              f"got {dy.shape}")
+        # the RNN's input gradient: returned, or needed by the embedding
+        rnn_input_grad = input_grad or self.embedding is not None
         if self.readout != "all":
-            return self._embedding_backward(self._backward_pooled(dy, grad_h_n))
+            return self._embedding_backward(self._backward_pooled(dy, grad_h_n, rnn_input_grad),
+                                            input_grad)
         if self.batch_first and dy.ndim == 3:
             dy = dy.swapaxes(0, 1)
         if not dy.flags.c_contiguous:  # time-major rows, copied into a reused buffer
@@ -234,14 +239,16 @@ class RNNModel:
         d_output = d_rows.reshape(*dy.shape[:-1], d_rows.shape[-1])
         if self.batch_first and d_output.ndim == 3:
             d_output = d_output.swapaxes(0, 1)
-        grad_x, self.grad_h0 = self.rnn.backward(d_output, grad_h_n)
-        return self._embedding_backward(grad_x)
+        grad_x, self.grad_h0 = self.rnn.backward(d_output, grad_h_n, input_grad=rnn_input_grad)
+        return self._embedding_backward(grad_x, input_grad)
 
-    def _embedding_backward(self, grad_x: np.ndarray) -> np.ndarray:
-        """grad_x w.r.t. the RNN's input; with an embedding, also into its rows."""
+    def _embedding_backward(self, grad_x: np.ndarray | None, input_grad: bool) -> np.ndarray | None:
+        """grad_x w.r.t. the RNN's input (None unless input_grad); with an embedding, also into
+        its rows."""
         if self.embedding is not None:
+            assert grad_x is not None  # backward asks the RNN for it when there is an embedding
             self.embedding.backward(grad_x)
-        return grad_x
+        return grad_x if input_grad else None
 
     def _forward_pooled(self, output: np.ndarray, h_n: np.ndarray, lengths) -> np.ndarray:
         """The head on one feature row per sequence: output (T, B, D*H) or unbatched (T, D*H)."""
@@ -256,7 +263,7 @@ class RNNModel:
         self._y_shape = y.shape
         return y
 
-    def _backward_pooled(self, dy: np.ndarray, grad_h_n) -> np.ndarray:
+    def _backward_pooled(self, dy: np.ndarray, grad_h_n, input_grad: bool) -> np.ndarray | None:
         """backward for readout "last" / "mean": dy (B, O), or (O,) unbatched."""
         batched = dy.ndim == 2
         d_feature = self.head.backward(dy if batched else dy[None])  # (B, D*H)
@@ -273,7 +280,7 @@ class RNNModel:
                 raise ValueError(f"grad_h_n: expected shape {d_h_n.shape} (h_n's), got "
                                  f"{extra.shape}")
             d_h_n = extra if d_h_n is None else d_h_n + extra
-        grad_x, self.grad_h0 = self.rnn.backward(d_output, d_h_n)
+        grad_x, self.grad_h0 = self.rnn.backward(d_output, d_h_n, input_grad=input_grad)
         return grad_x
 
     # ---- saving: the code is in rnncore/io/serialization.py (_registry) -----------------------

@@ -168,7 +168,7 @@ class Seq2Seq:
         of the decoder, the bridge and the encoder (through the handed-over state)."""
         if self._src_h_n_shape is None or self._enc_out is None:
             raise RuntimeError("backward() called before forward()")
-        self.decoder.backward(grad_y)
+        self.decoder.backward(grad_y, input_grad=False)  # its input is data (or embedded ids)
         d_h0 = self.decoder.grad_h0  # (L, B, H)
         if d_h0 is None:
             raise RuntimeError("the decoder's backward left no gradient for its initial state")
@@ -180,7 +180,7 @@ class Seq2Seq:
         else:  # h0[k] = sum of h_n[k*De + d]: each direction gets d_h0[k]
             d_h_n = np.repeat(d_h0, De, axis=0)
         zeros = np.zeros(self._enc_out.shape, self.dtype)  # only the final state is used
-        self.encoder.backward(zeros, d_h_n)
+        self.encoder.backward(zeros, d_h_n, input_grad=False)
 
     # ---- greedy decoding --------------------------------------------------------------------
 

@@ -170,7 +170,7 @@ def fit(model, X, Y, loss="mse", optimizer=None, epochs=1, batch_size=32, tbptt=
         """One optimizer step on a time-major chunk; returns (loss, targets counted)."""
         value, grad, n = score(x, y, m, h, lengths)
         optimizer.zero_grad()
-        model.backward(grad)
+        model.backward(grad, input_grad=False)  # nothing reads the input's gradient
         if clip is not None:
             clip_grad_norm(model, clip)
         optimizer.step()
