@@ -131,7 +131,8 @@ std::vector<std::int64_t> batch_slices(const RecurrentKernels<F>& k, const Dims&
 // split 5 | 5 + 4), and reads only its own columns' packed weights, at the cost of a hand-over
 // between the threads at every step and of both reading every row. Returns the number of column
 // blocks (one per thread), or 0 to keep the slices:
-// - when the packed weights (`weight_bytes`) fit in the cache budget (weight_block_bytes): then
+// The loop's packed weights are K rows (forward: I + H; backward: H) of panels over H columns.
+// - when those weights fit in the cache budget (weight_block_bytes): then
 //   each slice runs over all of them from its own core's L2, and the hand-over costs more than the
 //   uneven split. Paired in one process on 2 threads of a Xeon (Sapphire Rapids class,
 //   2026-12-07), slices' time / blocks', forward / training: S3 (0.5 MB of weights) 0.80-0.82 /
@@ -141,7 +142,7 @@ std::vector<std::int64_t> batch_slices(const RecurrentKernels<F>& k, const Dims&
 // - when the slices are nearly even;
 // - when there are more threads than cores (a thread waiting at a step for one that lost its core
 //   would wait a whole time slice);
-// - when a step is short (step_flop under 1 Mflop, ~15 us on one core here). Short steps hand
+// - when a step is short (2 * B * H * K under 1 Mflop, ~15 us on one core here). Short steps hand
 //   over so often that every stall of either core (this shared VM's cores pause now and then)
 //   stops both threads: at T=1000 B=8 I=H=64 (131 kflop a step), the paired 2-thread speedup of
 //   the forward read 1.21, 1.18 and 0.61 in three runs by columns, and 1.34, 1.24, 1.17, 1.35 and
@@ -150,7 +151,9 @@ std::vector<std::int64_t> batch_slices(const RecurrentKernels<F>& k, const Dims&
 // results stay bit for bit the same.
 template <typename F>
 std::int64_t column_blocks(const RecurrentKernels<F>& k, const Dims& d, const SortedBatch& sb, const std::vector<std::int64_t>& slices,
-                           std::int64_t step_flop, std::int64_t weight_bytes) {
+                           std::int64_t K) {
+    const std::int64_t step_flop = 2 * d.B * d.H * K;
+    const std::int64_t weight_bytes = K * k.panels(d.H) * k.nr * static_cast<std::int64_t>(sizeof(F));
     const std::int64_t threads = get_num_threads();
     const std::int64_t cores = std::max<std::int64_t>(1, std::thread::hardware_concurrency());
     if (sb.order().steps || threads < 2 || threads > cores || k.panels(d.H) < threads ||
@@ -282,8 +285,7 @@ void rnn_forward(const Dims& d, Activation act, bool reverse,
     k.pack_forward(d.I, d.H, W_ih, W_hh, b_ih, b_hh, work);
     zero_padded_rows<F>(d, sb, d.H, h, ldh);  // padded steps of the output
     const std::vector<std::int64_t> slices = batch_slices(k, d, sb, 0, d.T);
-    const std::int64_t weight_bytes = (d.I + d.H) * k.panels(d.H) * k.nr * std::int64_t(sizeof(F));
-    const std::int64_t blocks = column_blocks(k, d, sb, slices, 2 * d.B * d.H * (d.I + d.H), weight_bytes);
+    const std::int64_t blocks = column_blocks(k, d, sb, slices, d.I + d.H);
     StepBlocks shared(d.T, std::max<std::int64_t>(blocks, 1), k.panels(d.H));
     parallel_for(static_cast<int>(blocks ? blocks : slices.size() - 1), [&](int i) {
         const std::int64_t begin = blocks ? 0 : slices[i], end = blocks ? d.B : slices[i + 1];
@@ -403,8 +405,7 @@ void rnn_backward(const Dims& d, Activation act, bool reverse,
         // and, with lengths, dx[t] = dz[t] W_ih straight into the sequences' rows of dx (without,
         // dx is made by OpenBLAS in chunk_gradients below, a little faster there).
         const std::vector<std::int64_t> slices = batch_slices(k, d, sb, s_lo, s_hi);
-        const std::int64_t blocks =
-            column_blocks(k, d, sb, slices, 2 * B * H * H, H * k.panels(H) * k.nr * std::int64_t(sizeof(F)));
+        const std::int64_t blocks = column_blocks(k, d, sb, slices, H);
         StepBlocks shared(s_hi - s_lo + 1, std::max<std::int64_t>(blocks, 1), k.panels(H));
         parallel_for(static_cast<int>(blocks ? blocks : slices.size() - 1), [&](int i) {
             const std::int64_t begin = blocks ? 0 : slices[i], end = blocks ? B : slices[i + 1];

@@ -236,6 +236,22 @@ void test_against_naive(const Case& c, std::uint64_t seed, double rtol) {
     for (int k = 0; k < kGrads; ++k) CHECK_MSG(same_bits(fast3[k], fast[k]), grad_names[k]);
 }
 
+// The forward h and the backward's gradients of pb, against h1 and g1 bit for bit, with each cache
+// budget for packed weights (0: the default) on each thread count; the default budget after.
+template <typename F>
+void check_same_bits(const Problem<F>& pb, const Mat<F>& h1, const std::vector<Mat<F>>& g1,
+                     std::initializer_list<std::int64_t> budgets, std::initializer_list<int> threads) {
+    for (std::int64_t budget : budgets)
+        for (int n : threads) {
+            set_weight_block_bytes(budget);
+            set_num_threads(n);
+            CHECK_MSG(same_bits(pb.forward(rnn_forward<F>), h1), "budget " + std::to_string(budget));
+            const std::vector<Mat<F>> gn = pb.backward(rnn_backward<F>, h1);
+            for (int k = 0; k < kGrads; ++k) CHECK_MSG(same_bits(gn[k], g1[k]), grad_names[k]);
+        }
+    set_weight_block_bytes(0);
+}
+
 // Problems big enough for the kernels to split across threads give the same bits on 1, 2 and 3.
 // Their weights fit in the default cache budget, so they split the batch into slices; with a
 // budget of one byte, on 2 threads (of 2 cores), the first, second and last share their steps by
@@ -255,15 +271,7 @@ void test_thread_independence() {
             set_num_threads(1);
             const Mat<F> h1 = pb.forward(rnn_forward<F>);
             const std::vector<Mat<F>> g1 = pb.backward(rnn_backward<F>, h1);
-            for (std::int64_t budget : {std::int64_t{0}, std::int64_t{1}})
-                for (int n : {2, 3}) {
-                    set_weight_block_bytes(budget);
-                    set_num_threads(n);
-                    CHECK_MSG(same_bits(pb.forward(rnn_forward<F>), h1), "budget " + std::to_string(budget));
-                    const std::vector<Mat<F>> gn = pb.backward(rnn_backward<F>, h1);
-                    for (int k = 0; k < kGrads; ++k) CHECK_MSG(same_bits(gn[k], g1[k]), grad_names[k]);
-                }
-            set_weight_block_bytes(0);
+            check_same_bits(pb, h1, g1, {0, 1}, {2, 3});
         }
 }
 
@@ -287,15 +295,7 @@ void test_weight_blocks() {
             set_num_threads(1);
             const Mat<F> h1 = pb.forward(rnn_forward<F>);
             const std::vector<Mat<F>> g1 = pb.backward(rnn_backward<F>, h1);
-            for (std::int64_t budget : {std::int64_t{1}, std::int64_t{3 * 32 * 4 * 200}, std::int64_t{8 * 32 * 4 * 200}})
-                for (int n : {1, 2}) {
-                    set_weight_block_bytes(budget);
-                    set_num_threads(n);
-                    CHECK_MSG(same_bits(pb.forward(rnn_forward<F>), h1), "budget " + std::to_string(budget));
-                    const std::vector<Mat<F>> gn = pb.backward(rnn_backward<F>, h1);
-                    for (int k = 0; k < kGrads; ++k) CHECK_MSG(same_bits(gn[k], g1[k]), grad_names[k]);
-                }
-            set_weight_block_bytes(0);
+            check_same_bits(pb, h1, g1, {1, 3 * 32 * 4 * 200, 8 * 32 * 4 * 200}, {1, 2});
         }
 }
 

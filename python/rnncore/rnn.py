@@ -459,15 +459,15 @@ class RNN:
                                dh, None if dh_n is None else dh_n[i], dx, d > 0, grad_h0[i],
                                dw_ih, dw_hh, db_ih, db_hh, d == 1, self.nonlinearity, rec.lengths)
             if dx is None:  # the first layer's, not asked for
-                return None, grad_h0 if rec.batched else grad_h0[:, 0, :]
+                break
             if layer.dropout_mask is not None:  # inputs = previous outputs * mask
                 dx *= layer.dropout_mask
             dy = dx
 
-        grad_x = dy
+        grad_x = dy if input_grad else None
         if not rec.batched:
-            return grad_x[:, 0, :], grad_h0[:, 0, :]
-        if self.batch_first:
+            return None if grad_x is None else grad_x[:, 0, :], grad_h0[:, 0, :]
+        if self.batch_first and grad_x is not None:
             grad_x = grad_x.swapaxes(0, 1)
         return grad_x, grad_h0
 
