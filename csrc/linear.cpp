@@ -7,6 +7,7 @@
 
 #include "rnncore/blas.h"
 #include "rnncore/elementwise.h"
+#include "rnncore/recurrent.h"
 
 namespace rnncore {
 namespace {
@@ -45,7 +46,7 @@ void linear_backward(std::int64_t N, std::int64_t I, std::int64_t O, HeadActivat
                      const F* a, const F* w, const F* dz, F* da, F* dw, F* db) {
     check_sizes(N, I, O);
     // z = a w^T + b
-    blas::gemm<F>(blas::Op::T, blas::Op::N, O, I, N, F(1), dz, O, a, I, F(1), dw, I);  // dw += dz^T a
+    recurrent<F>().gemm_tn(O, I, N, dz, O, a, I, dw, I);  // dw += dz^T a
     const auto& k = elementwise<F>();
     k.add_column_sums(N, O, dz, O, db);  // db += sum_r dz[r]
     if (da == nullptr) return;

@@ -24,6 +24,11 @@
 #define RNNCORE_VECTOR_BYTES 64
 #define RNNCORE_TILE_ROWS 6
 #define RNNCORE_PANEL_VECTORS 4
+// The weight gradients' GEMMs (gemm_tn_impl.h) on these tiles, where C is 64x64 to 256 KiB: the
+// char model's training step (rnncore bench --model-step) took 0.95-0.96x the time it took with
+// OpenBLAS, S2's RNN training 0.96x, S3's 0.94-0.99x, T37 B256 I61 H97 1.01x, T50 B50 I100 H200
+// 1.01x (Xeon, paired processes, 7 rounds, 2026-12-07). Not measured on AMD Zen 4.
+#define RNNCORE_TN_TILES 1
 #include "recurrent_impl.h"
 
 namespace rnncore {

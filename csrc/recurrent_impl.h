@@ -799,10 +799,18 @@ void step(Activation act, std::int64_t rows, std::int64_t I, std::int64_t H, con
     }
 }
 
+}  // namespace
+}  // namespace rnncore
+
+#include "gemm_tn_impl.h"
+
+namespace rnncore {
+namespace {
+
 template <typename F>
 RecurrentKernels<F> make_recurrent_kernels(const char* isa) {
     return {isa, kMR, kNR<F>, pack_forward<F>, pack_backward<F>, forward_loop<F>, backward_loop<F>, step<F>,
-            zero_padding<F>};
+            zero_padding<F>, gemm_tn<F>};
 }
 
 }  // namespace

@@ -208,18 +208,16 @@ void chunk_gradients(const Dims& d, const ChunkRows<F>& c, const F* h0, const F*
     const bool threads = flop >= 4'000'000;  // else all on this thread, and dx in one call
     const Split dx_rows{c.n, threads ? 4 : 1, 1};
     const auto& ew = elementwise<F>();
+    const auto& rk = recurrent<F>();
     parallel_for(6, [&](int task) {
         switch (task) {
             case 0:
-                if (c.n > 0)
-                    blas::gemm<F>(Op::T, Op::N, H, I, c.n, F(1), c.dz, H, c.x, c.ldx, F(1), dW_ih, I);
+                if (c.n > 0) rk.gemm_tn(H, I, c.n, c.dz, H, c.x, c.ldx, dW_ih, I);
                 if (bias_sum && c.n > 0) ew.add_column_sums(c.n, H, c.dz, H, bias_sum);
                 break;
             case 1:
-                if (c.n_h > 0)
-                    blas::gemm<F>(Op::T, Op::N, H, H, c.n_h, F(1), c.dz_h, H, c.h_prev, c.ldh, F(1), dW_hh, H);
-                if (c.dz_h0 && h0)
-                    blas::gemm<F>(Op::T, Op::N, H, H, d.B, F(1), c.dz_h0, H, h0, H, F(1), dW_hh, H);
+                if (c.n_h > 0) rk.gemm_tn(H, H, c.n_h, c.dz_h, H, c.h_prev, c.ldh, dW_hh, H);
+                if (c.dz_h0 && h0) rk.gemm_tn(H, H, d.B, c.dz_h0, H, h0, H, dW_hh, H);
                 break;
             default: {
                 const std::int64_t r0 = dx_rows.begin(task - 2), nr = dx_rows.end(task - 2) - r0;

@@ -134,6 +134,11 @@ struct RecurrentKernels {
     void (*zero_padding)(std::int64_t T, const BatchOrder& order, std::int64_t begin,
                          std::int64_t end, std::int64_t width, F* p, std::int64_t ld,
                          std::int64_t step);
+    // The weight gradients' GEMM on the same micro-tiles (gemm_tn_impl.h): C[M,N] += A^T B,
+    // A [K,M] (row stride lda), B [K,N] (row stride ldb), C [M,N] (row stride ldc). Each
+    // output's sum runs over k in order.
+    void (*gemm_tn)(std::int64_t M, std::int64_t N, std::int64_t K, const F* A, std::int64_t lda,
+                    const F* B, std::int64_t ldb, F* C, std::int64_t ldc);
 };
 
 // The kernels of the set in use (dispatch.cpp).

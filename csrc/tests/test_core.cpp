@@ -467,6 +467,45 @@ void test_recurrent_kernels(double rtol) {
             }
 }
 
+// gemm_tn of every set: C += A^T B against a sum in long double, with strides wider than the rows
+// (and C's columns past N untouched), for shapes on the set's tiles (64 <= M, N, C <= 256 KiB; whole
+// and partial panels, tiles of 1-3 rows after full ones, K past a packed block) and shapes it
+// hands to BLAS (a small or a large side). C starts at values of its own: the product adds to it.
+template <typename F>
+void test_gemm_tn(double rtol) {
+    Rng rng{std::mt19937_64(77)};
+    const i64 shapes[][3] = {{64, 64, 1}, {128, 64, 2048}, {64, 128, 300}, {97, 97, 129},
+                             {200, 100, 65}, {67, 200, 64}, {66, 65, 7}, {65, 257, 130},
+                             {5, 64, 100}, {64, 3, 50}, {300, 300, 20}};
+    for (const RecurrentKernels<F>* k : recurrent_sets<F>())
+        for (const auto& s : shapes) {
+            const i64 M = s[0], N = s[1], K = s[2];
+            context = std::string("gemm_tn ") + k->isa + " " + type_name<F>() + " M=" +
+                      std::to_string(M) + " N=" + std::to_string(N) + " K=" + std::to_string(K);
+            Mat<F> A(K, M, M + 3, 1), B(K, N, N + 5, 2), C(M, N, N + 7, 3);
+            A.randomize(rng, 1.0);
+            B.randomize(rng, 1.0);
+            C.randomize(rng, 1.0);
+            const Mat<F> C0 = C;
+            k->gemm_tn(M, N, K, A.p(), A.ld, B.p(), B.ld, C.p(), C.ld);
+            double worst = 0;
+            for (i64 i = 0; i < M; ++i)
+                for (i64 j = 0; j < N; ++j) {
+                    long double want = C0.at(i, j), scale = std::fabs(C0.at(i, j));
+                    for (i64 r = 0; r < K; ++r) {
+                        want += (long double)A.at(r, i) * B.at(r, j);
+                        scale += std::fabs((long double)A.at(r, i) * B.at(r, j));
+                    }
+                    worst = std::max(worst, double(std::fabs(C.at(i, j) - want) / scale));
+                }
+            CHECK_MSG(worst <= rtol, "worst |error| / sum |terms| " + std::to_string(worst));
+            bool padding_kept = true;  // C's columns past N and its offset: still NaN
+            for (i64 i = 0; i < i64(C.buf.size()); ++i)
+                if (!C.in_window(i)) padding_kept = padding_kept && std::isnan(C.buf[i]);
+            CHECK(padding_kept);
+        }
+}
+
 // --- the element-wise kernels --------------------------------------------------------------------
 
 // F's bit pattern mapped to an integer that counts ulps (both zeros are 0).
@@ -911,6 +950,8 @@ int main() {
         test_pool_sizes();
         test_recurrent_kernels<double>(1e-12);
         test_recurrent_kernels<float>(1e-5);
+        test_gemm_tn<double>(1e-13);
+        test_gemm_tn<float>(1e-5);
         test_elementwise<double>(4, 4);
         test_elementwise<float>(7, 5);
         test_optim<double>(1e-12);
