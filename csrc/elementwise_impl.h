@@ -123,30 +123,6 @@ void add_column_sums(std::int64_t rows, std::int64_t cols, const F* a, std::int6
     }
 }
 
-// exp(x) for x <= 0 (a softmax's shifted logits), float, branch-free so that the row loop
-// vectorises: x = n ln2 + r, |r| <= ln2/2 (about), exp(r) by its degree-6 Taylor polynomial (relative
-// error below 2e-7 on that range), times 2^n built in the exponent bits. Below -87 it flushes
-// to 0 (torch gives a denormal or 0 there; the gradient differs by less than 1e-37).
-inline float exp_nonpositive(float x) {
-    x = x < -87.0f ? -87.0f : x;
-    // n = round(x / ln2): adding and subtracting 1.5 * 2^23 rounds to the nearest integer in
-    // the default rounding mode (no libm call, so the loop vectorises without SSE4.1)
-    const float shifter = 12582912.0f;
-    const float n = (x * 1.44269504088896341f + shifter) - shifter;
-    const float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;  // ln2 in two parts (Cephes)
-    float p = 1.0f / 720;
-    p = p * r + 1.0f / 120;
-    p = p * r + 1.0f / 24;
-    p = p * r + 1.0f / 6;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    const std::int32_t bits = (static_cast<std::int32_t>(n) + 127) << 23;
-    float two_n;
-    std::memcpy(&two_n, &bits, sizeof two_n);
-    return p * two_n;
-}
-
 // The set's widest float vector: the build's flags say which (elementwise_avx512.cpp is compiled
 // with -mavx512f, elementwise_avx2.cpp with -mavx2, the baseline with SSE2's 16 bytes).
 #if defined(__AVX512F__)
@@ -177,29 +153,47 @@ inline float reduce_lanes(RowVec v, Op op) {
     return t[0];
 }
 
-// exp_nonpositive on every lane: the same operations in the same order, so a row's lanes and its
-// scalar tail round alike.
-inline RowVec exp_nonpositive(RowVec x) {
-    x = x < -87.0f ? RowVec{} - 87.0f : x;
+// 2^n for integral n, built in the exponent bits: of a float, or of each lane.
+inline float two_to(float n) {
+    const std::int32_t bits = (static_cast<std::int32_t>(n) + 127) << 23;
+    float v;
+    std::memcpy(&v, &bits, sizeof v);
+    return v;
+}
+inline RowVec two_to(RowVec n) {
+    const RowVecI bits = (__builtin_convertvector(n, RowVecI) + 127) << 23;
+    RowVec v;
+    std::memcpy(&v, &bits, sizeof v);
+    return v;
+}
+
+// exp(x) for x <= 0 (a softmax's shifted logits), of a float or of each lane of a RowVec (the
+// same operations, so a row's lanes and its scalar tail round alike), branch-free: x = n ln2 + r,
+// |r| <= ln2/2 (about), exp(r) by its degree-6 Taylor polynomial (relative error below 2e-7 on
+// that range), times 2^n. Below -87 it flushes to 0 (torch gives a denormal or 0 there; the
+// gradient differs by less than 1e-37).
+template <typename V>
+inline V exp_nonpositive(V x) {
+    const V lowest = V{} - 87.0f;
+    x = x < lowest ? lowest : x;
+    // n = round(x / ln2): adding and subtracting 1.5 * 2^23 rounds to the nearest integer in
+    // the default rounding mode (no libm call, so the loop vectorises without SSE4.1)
     const float shifter = 12582912.0f;
-    const RowVec n = (x * 1.44269504088896341f + shifter) - shifter;
-    const RowVec r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
-    RowVec p = RowVec{} + 1.0f / 720;
+    const V n = (x * 1.44269504088896341f + shifter) - shifter;
+    const V r = (x - n * 0.693359375f) - n * -2.12194440e-4f;  // ln2 in two parts (Cephes)
+    V p = V{} + 1.0f / 720;
     p = p * r + 1.0f / 120;
     p = p * r + 1.0f / 24;
     p = p * r + 1.0f / 6;
     p = p * r + 0.5f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
-    const RowVecI bits = (__builtin_convertvector(n, RowVecI) + 127) << 23;
-    RowVec two_n;
-    std::memcpy(&two_n, &bits, sizeof two_n);
-    return p * two_n;
+    return p * two_to(n);
 }
 
 // A float row's softmax numerators: g = exp(x - max(x)), and their sum; max(x) in *mx. Whole
-// vectors of lanes, then the tail one by one (the plain loops of the double version below left
-// the max and the sums scalar: 66 ns a row of 64 classes on a Xeon, all but the exp).
+// vectors of lanes, then the tail one by one (as plain loops over the row, the max and the sums
+// compiled scalar: 66 ns a row of 64 classes on a Xeon, all but the exp).
 inline float softmax_numerators(std::int64_t C, const float* x, float* g, float* mx) {
     const std::int64_t body = C / kRowLanes * kRowLanes;
     float m = x[0];

@@ -10,8 +10,10 @@
 // in L1 while every row tile of C runs over them. Each tile loads its part of C into the
 // accumulators, adds the block's k in order and stores it back.
 //
-// The order of each output's sum is k in order, for every tile height (no split chains): it
-// depends on nothing but the problem, never on threads. Larger C goes to BLAS (kTnOutputBytes).
+// Each output's sum runs over k in order, for every tile height (no split chains), starting from
+// C (from zero, then added to C, in a last panel of fewer than kNR columns): it depends on nothing
+// but the problem, never on threads. C outside kTnMinSide..kTnOutputBytes, and every C in the sets
+// that do not define RNNCORE_TN_TILES, goes to BLAS.
 #pragma once
 
 #include <algorithm>
@@ -46,19 +48,18 @@ __attribute__((always_inline)) inline void accumulate_tn(Vec<F> (&acc)[ROWS][NV]
     }
 }
 
-// C[0:ROWS, 0:ncols] += A[0:K, 0:ROWS]^T panel (a: A's first column of the tile).
+// C[0:ROWS, 0:NV vectors] += A[0:K, 0:ROWS]^T panel (a: A's first column of the tile), whole
+// vectors: a last panel of fewer columns sums into gemm_tn's scratch of whole panels.
 template <typename F, int ROWS, int NV>
-void tn_tile(std::int64_t K, const F* a, std::int64_t lda, const F* panel, F* c, std::int64_t ldc,
-             int ncols) {
+void tn_tile(std::int64_t K, const F* a, std::int64_t lda, const F* panel, F* c, std::int64_t ldc) {
     Vec<F> acc[ROWS][NV];
     for (int r = 0; r < ROWS; ++r)
 #pragma GCC unroll 4
-        for (int v = 0; v < NV; ++v) {
-            const int lanes = ncols - v * kLanes<F>;
-            acc[r][v] = load_n(c + r * ldc + v * kLanes<F>, lanes < kLanes<F> ? lanes : kLanes<F>);
-        }
+        for (int v = 0; v < NV; ++v) acc[r][v] = load(c + r * ldc + v * kLanes<F>);
     accumulate_tn<F, ROWS, NV>(acc, K, a, lda, panel);
-    emit_tile<F, ROWS, NV>(acc, ncols, [&](int r, int col, Vec<F> v, int n) { store_n(c + r * ldc + col, v, n); });
+    for (int r = 0; r < ROWS; ++r)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) store(c + r * ldc + v * kLanes<F>, acc[r][v]);
 }
 
 // The height of the next row tile of C with `left` rows to go: kMR, except that a remainder of
@@ -120,8 +121,9 @@ void gemm_tn(std::int64_t M, std::int64_t N, std::int64_t K, const F* A, std::in
     const int NR = kNR<F>;
     const std::int64_t depth = kTnDepth<F>, panels = panel_count<F>(N);
     // A last panel of fewer than kNR columns sums into `edge` [M, kNR], zeroed, added to C at the
-    // end: its tiles then load and store whole vectors (partial ones went through a buffer one
-    // lane at a time, and T50 B50 I100 H200's training step took 4% longer than with BLAS).
+    // end: its tiles then load and store whole vectors (its columns past N stay zero; partial
+    // vectors went through a buffer one lane at a time, and T50 B50 I100 H200's training step
+    // took 4% longer than with BLAS).
     const int edge_cols = static_cast<int>(N - (panels - 1) * NR);
     const bool edge = edge_cols < NR;
     thread_local std::vector<F> work;  // one block of B in panels, then `edge`; grows only
@@ -143,9 +145,7 @@ void gemm_tn(std::int64_t M, std::int64_t N, std::int64_t K, const F* A, std::in
                 h = tn_tile_height(M - i0);
                 by_height(h, [&](auto rows) {
                     by_vectors<F>(ncols, [&](auto nv) {
-                        // the edge's tiles write whole vectors (its columns past N are zeros)
-                        tn_tile<F, rows.value, nv.value>(kb, A + k0 * lda + i0, lda, panel, c + i0 * ldc_p,
-                                                         ldc_p, to_edge ? nv.value * kLanes<F> : ncols);
+                        tn_tile<F, rows.value, nv.value>(kb, A + k0 * lda + i0, lda, panel, c + i0 * ldc_p, ldc_p);
                     });
                 });
             }
