@@ -1,5 +1,6 @@
-// The head's linear layers (rnncore/linear.h): one GEMM per layer and direction over all rows,
-// the bias and the activation applied in place while the output is in cache.
+// The head's linear layers (rnncore/linear.h): one GEMM per layer and direction over all rows
+// (the recurrent kernels' gemm_rows and gemm_tn, on the set's tiles or BLAS), the activation
+// applied in place.
 #include "rnncore/linear.h"
 
 #include <stdexcept>
@@ -25,9 +26,7 @@ template <typename F>
 void linear_forward(std::int64_t N, std::int64_t I, std::int64_t O, HeadActivation act,
                     const F* a, const F* w, const F* b, F* z) {
     check_sizes(N, I, O);
-    for (std::int64_t r = 0; r < N; ++r)  // z = b, then z += a w^T
-        for (std::int64_t j = 0; j < O; ++j) z[r * O + j] = b[j];
-    blas::gemm<F>(blas::Op::N, blas::Op::T, N, O, I, F(1), a, I, w, I, F(1), z, O);
+    recurrent<F>().gemm_rows(N, O, I, a, I, w, I, true, b, z, O);  // z = b + a w^T
     const auto& k = elementwise<F>();
     switch (act) {
         case HeadActivation::None: break;
@@ -50,7 +49,7 @@ void linear_backward(std::int64_t N, std::int64_t I, std::int64_t O, HeadActivat
     const auto& k = elementwise<F>();
     k.add_column_sums(N, O, dz, O, db);  // db += sum_r dz[r]
     if (da == nullptr) return;
-    blas::gemm<F>(blas::Op::N, blas::Op::N, N, I, O, F(1), dz, O, w, I, F(0), da, I);  // da = dz w
+    recurrent<F>().gemm_rows(N, I, O, dz, O, w, I, false, nullptr, da, I);  // da = dz w
     switch (act_in) {  // a = act_in(z_prev): da *= act_in'(a)
         case HeadActivation::None: break;
         case HeadActivation::Relu:

@@ -29,6 +29,12 @@
 // OpenBLAS, S2's RNN training 0.96x, S3's 0.94-0.99x, T37 B256 I61 H97 1.01x, T50 B50 I100 H200
 // 1.01x (Xeon, paired processes, 7 rounds, 2026-12-07). Not measured on AMD Zen 4.
 #define RNNCORE_TN_TILES 1
+// The head's GEMMs (gemm_rows_impl.h: z = a w^T + b and da = dz w) on the forward tiles: the
+// char model's training step took 0.973x the time it took with OpenBLAS (0.92-1.02; in-process
+// toggle, 11 rounds of 500 steps, Xeon, 2026-12-07). The AVX2 set's tiles were slower than OpenBLAS
+// there (1.14-1.46x on the same shapes, RNNCORE_ISA=avx2 on the Xeon), so that set keeps BLAS.
+// Not measured on AMD Zen 4.
+#define RNNCORE_ROWS_TILES 1
 #include "recurrent_impl.h"
 
 namespace rnncore {

@@ -803,6 +803,7 @@ void step(Activation act, std::int64_t rows, std::int64_t I, std::int64_t H, con
 }  // namespace rnncore
 
 #include "gemm_tn_impl.h"
+#include "gemm_rows_impl.h"
 
 namespace rnncore {
 namespace {
@@ -810,7 +811,7 @@ namespace {
 template <typename F>
 RecurrentKernels<F> make_recurrent_kernels(const char* isa) {
     return {isa, kMR, kNR<F>, pack_forward<F>, pack_backward<F>, forward_loop<F>, backward_loop<F>, step<F>,
-            zero_padding<F>, gemm_tn<F>};
+            zero_padding<F>, gemm_tn<F>, gemm_rows<F>};
 }
 
 }  // namespace

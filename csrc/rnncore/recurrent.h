@@ -139,6 +139,13 @@ struct RecurrentKernels {
     // output's sum runs over k in order.
     void (*gemm_tn)(std::int64_t M, std::int64_t N, std::int64_t K, const F* A, std::int64_t lda,
                     const F* B, std::int64_t ldb, F* C, std::int64_t ldc);
+    // The head's GEMMs on the forward tiles (gemm_rows_impl.h): C[M,N] = bias + A op(B), A [M,K]
+    // (row stride lda), op(B) [K,N] = B [K,N] or, b_transposed, B [N,K] transposed (row stride
+    // ldb), bias [N] or null (zero), C [M,N] (row stride ldc). The same bits on any number of
+    // threads.
+    void (*gemm_rows)(std::int64_t M, std::int64_t N, std::int64_t K, const F* A, std::int64_t lda,
+                      const F* B, std::int64_t ldb, bool b_transposed, const F* bias, F* C,
+                      std::int64_t ldc);
 };
 
 // The kernels of the set in use (dispatch.cpp).

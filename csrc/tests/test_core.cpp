@@ -506,6 +506,63 @@ void test_gemm_tn(double rtol) {
         }
 }
 
+// gemm_rows of every set against a long-double sum: tiles (at least 4 * mr rows, 32 columns and
+// depth, 2^20 multiply-adds) with whole and partial panels and 1-5-row remainders, op(B) as stored and transposed,
+// with and without a bias, and the BLAS fallbacks; the same bits on 1, 2 and 3 threads.
+template <typename F>
+void test_gemm_rows(double rtol) {
+    Rng rng{std::mt19937_64(78)};
+    const i64 shapes[][3] = {{2048, 64, 128}, {200, 128, 64}, {97, 129, 96}, {67, 200, 100},
+                             {25, 257, 200}, {26, 257, 160}, {29, 300, 130}, {64, 32, 512},
+                             {300, 100, 200}, {23, 64, 64}, {500, 31, 100}, {500, 100, 31},
+                             {100, 64, 64}, {1, 1, 1}, {40, 512, 600}};
+    const int threads = get_num_threads();
+    for (const RecurrentKernels<F>* k : recurrent_sets<F>())
+        for (const auto& s : shapes)
+            for (int variant = 0; variant < 4; ++variant) {
+                const bool b_transposed = variant & 1, with_bias = variant & 2;
+                const i64 M = s[0], N = s[1], K = s[2];
+                context = std::string("gemm_rows ") + k->isa + " " + type_name<F>() + " M=" +
+                          std::to_string(M) + " N=" + std::to_string(N) + " K=" + std::to_string(K) +
+                          (b_transposed ? " B^T" : " B") + (with_bias ? " bias" : "");
+                const i64 b_rows = b_transposed ? N : K, b_cols = b_transposed ? K : N;
+                Mat<F> A(M, K, K + 3, 1), B(b_rows, b_cols, b_cols + 5, 2), bias(1, N, N + 2, 2);
+                A.randomize(rng, 1.0);
+                B.randomize(rng, 1.0);
+                bias.randomize(rng, 1.0);
+                Mat<F> C(M, N, N + 7, 3);
+                const Mat<F> C_init = C;
+                set_num_threads(1);
+                k->gemm_rows(M, N, K, A.p(), A.ld, B.p(), B.ld, b_transposed, with_bias ? bias.p() : nullptr,
+                             C.p(), C.ld);
+                double worst = 0;
+                for (i64 i = 0; i < M; ++i)
+                    for (i64 j = 0; j < N; ++j) {
+                        long double want = with_bias ? bias.at(0, j) : 0, scale = std::fabs(want);
+                        for (i64 r = 0; r < K; ++r) {
+                            const long double term = (long double)A.at(i, r) * (b_transposed ? B.at(j, r) : B.at(r, j));
+                            want += term;
+                            scale += std::fabs(term);
+                        }
+                        worst = std::max(worst, double(std::fabs(C.at(i, j) - want) / std::max(scale, 1e-30L)));
+                    }
+                CHECK_MSG(worst <= rtol, "worst |error| / sum |terms| " + std::to_string(worst));
+                bool padding_kept = true;  // C's columns past N and its offset: still NaN
+                for (i64 i = 0; i < i64(C.buf.size()); ++i)
+                    if (!C.in_window(i)) padding_kept = padding_kept && std::isnan(C.buf[i]);
+                CHECK(padding_kept);
+                for (int n : {2, 3}) {
+                    set_num_threads(n);
+                    Mat<F> C2 = C_init;
+                    k->gemm_rows(M, N, K, A.p(), A.ld, B.p(), B.ld, b_transposed,
+                                 with_bias ? bias.p() : nullptr, C2.p(), C2.ld);
+                    CHECK_MSG(std::memcmp(C2.buf.data(), C.buf.data(), sizeof(F) * C.buf.size()) == 0,
+                              "not the same bits on " + std::to_string(n) + " threads");
+                }
+            }
+    set_num_threads(threads);
+}
+
 // --- the element-wise kernels --------------------------------------------------------------------
 
 // F's bit pattern mapped to an integer that counts ulps (both zeros are 0).
@@ -952,6 +1009,8 @@ int main() {
         test_recurrent_kernels<float>(1e-5);
         test_gemm_tn<double>(1e-13);
         test_gemm_tn<float>(1e-5);
+        test_gemm_rows<double>(1e-13);
+        test_gemm_rows<float>(1e-5);
         test_elementwise<double>(4, 4);
         test_elementwise<float>(7, 5);
         test_optim<double>(1e-12);
