@@ -114,15 +114,6 @@ void activation_grad(Activation act, std::int64_t rows, std::int64_t cols,
     }
 }
 
-template <typename F>
-void add_column_sums(std::int64_t rows, std::int64_t cols, const F* a, std::int64_t lda,
-                     F* sums) {
-    for (std::int64_t r = 0; r < rows; ++r) {
-        const F* __restrict ar = a + r * lda;
-        for (std::int64_t j = 0; j < cols; ++j) sums[j] += ar[j];
-    }
-}
-
 // The set's widest float vector: the build's flags say which (elementwise_avx512.cpp is compiled
 // with -mavx512f, elementwise_avx2.cpp with -mavx2, the baseline with SSE2's 16 bytes).
 #if defined(__AVX512F__)
@@ -132,6 +123,39 @@ constexpr int kRowBytes = 32;
 #else
 constexpr int kRowBytes = 16;
 #endif
+
+// sums[j] += a[0][j] + a[1][j] + ... down the rows in order, for blocks of up to four vectors of
+// columns held in registers over all the rows. Row by row, sums[] went through memory: a load,
+// an add and a store per vector and row, each row's add waiting on the store before it (the
+// forecaster's bias sums, 768 rows of 32, took 3% of its training step).
+template <typename F, int NV>
+inline void add_column_block(std::int64_t rows, const F* a, std::int64_t lda, F* sums) {
+    typedef F V __attribute__((vector_size(kRowBytes)));
+    constexpr int L = kRowBytes / static_cast<int>(sizeof(F));
+    V acc[NV];
+    for (int v = 0; v < NV; ++v) std::memcpy(&acc[v], sums + v * L, sizeof(V));
+    for (std::int64_t r = 0; r < rows; ++r, a += lda)
+        for (int v = 0; v < NV; ++v) {
+            V x;
+            std::memcpy(&x, a + v * L, sizeof(V));
+            acc[v] += x;
+        }
+    for (int v = 0; v < NV; ++v) std::memcpy(sums + v * L, &acc[v], sizeof(V));
+}
+
+template <typename F>
+void add_column_sums(std::int64_t rows, std::int64_t cols, const F* a, std::int64_t lda,
+                     F* sums) {
+    constexpr std::int64_t L = kRowBytes / static_cast<int>(sizeof(F));
+    std::int64_t j = 0;
+    for (; j + 4 * L <= cols; j += 4 * L) add_column_block<F, 4>(rows, a + j, lda, sums + j);
+    for (; j + L <= cols; j += L) add_column_block<F, 1>(rows, a + j, lda, sums + j);
+    for (; j < cols; ++j) {  // the last columns, fewer than a vector's
+        F s = sums[j];
+        for (std::int64_t r = 0; r < rows; ++r) s += a[r * lda + j];
+        sums[j] = s;
+    }
+}
 typedef float RowVec __attribute__((vector_size(kRowBytes)));
 typedef std::int32_t RowVecI __attribute__((vector_size(kRowBytes)));
 constexpr int kRowLanes = kRowBytes / static_cast<int>(sizeof(float));
