@@ -6,7 +6,6 @@
 #include <stdexcept>
 #include <string>
 
-#include "rnncore/blas.h"
 #include "rnncore/elementwise.h"
 #include "rnncore/recurrent.h"
 
