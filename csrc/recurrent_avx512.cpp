@@ -32,7 +32,7 @@
 // The head's GEMMs (gemm_rows_impl.h: z = a w^T + b and da = dz w) on the forward tiles: the
 // char model's training step took 0.973x the time it took with OpenBLAS (0.92-1.02; in-process
 // toggle, 11 rounds of 500 steps, Xeon, 2026-12-07). The AVX2 set's tiles were slower than OpenBLAS
-// there (1.14-1.46x on the same shapes, RNNCORE_ISA=avx2 on the Xeon), so that set keeps BLAS.
+// there (1.13-1.46x on the same shapes, RNNCORE_ISA=avx2 on the Xeon), so that set keeps BLAS.
 // Not measured on AMD Zen 4.
 #define RNNCORE_ROWS_TILES 1
 #include "recurrent_impl.h"
