@@ -9,9 +9,9 @@
 // RNN's weights), and A's rows are read where they are: a tile of kMR rows runs over every panel
 // (the panels stay in L1 or L2), as forward_loop's tiles do within a step.
 //
-// Each output's sum runs over k in the order of its tile's height (forward_tile), and tiles start
-// at multiples of kMR however the rows are shared by threads: the bits do not depend on the
-// thread count. Sizes below kRowsMin*, a packed op(B) beyond the cache budget for packed weights
+// Each output's sum runs over k in the order of its tile's height (forward_tile), and the tiles
+// are the same however the rows are shared by threads (slices of whole units, below): the bits
+// do not depend on the thread count. Sizes below kRowsMin*, a packed op(B) beyond the cache budget for packed weights
 // (weight_block_bytes), and every size in the sets that do not define RNNCORE_ROWS_TILES, go to
 // BLAS.
 #pragma once
@@ -73,15 +73,19 @@ void gemm_rows(std::int64_t M, std::int64_t N, std::int64_t K, const F* A, std::
     F* const bias_row = packed + panels * NR * K;
     for (std::int64_t n = 0; n < panels * NR; ++n) bias_row[n] = bias && n < N ? bias[n] : F(0);
 
-    // Rows in slices of whole tiles, one per thread when the product is worth waking one for
-    // (as chunk_gradients judges); the last slice ends at M, so every row's tile is the same.
-    const std::int64_t tiles = (M + kMR - 1) / kMR;
+    // Rows in slices of whole units, one per thread when the product is worth waking one for (as
+    // chunk_gradients judges). A unit is kMR rows, except the last: M's remainder of 1-3 rows
+    // goes with the tile before it, which tn_tile_height shares with it (left alone, its rows
+    // would sum in another order). Every row then lands in the same tile however the rows are
+    // shared.
+    const std::int64_t rest = M % kMR, units = M / kMR + (rest > 3 ? 1 : 0);
     const bool threads = 2 * M * N * K >= 4'000'000;
-    const std::int64_t slices = std::min<std::int64_t>(tiles, threads ? get_num_threads() : 1);
+    const std::int64_t slices = std::min<std::int64_t>(units, threads ? get_num_threads() : 1);
     parallel_for(static_cast<int>(slices), [&](int s) {
-        const std::int64_t end = std::min(M, tiles * (s + 1) / slices * kMR);
+        const std::int64_t last = units * (s + 1) / slices;
+        const std::int64_t end = last == units ? M : last * kMR;
         TileRows<F> t;
-        for (std::int64_t i0 = tiles * s / slices * kMR, h = 0; i0 < end; i0 += h) {
+        for (std::int64_t i0 = units * s / slices * kMR, h = 0; i0 < end; i0 += h) {
             h = tn_tile_height(end - i0);
             for (std::int64_t r = 0; r < h; ++r) t.a[r] = A + (i0 + r) * lda, t.out[r] = C + (i0 + r) * ldc;
             for (std::int64_t p = 0; p < panels; ++p) {

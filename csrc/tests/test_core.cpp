@@ -508,14 +508,15 @@ void test_gemm_tn(double rtol) {
 
 // gemm_rows of every set against a long-double sum: tiles (at least 4 * mr rows, 32 columns and
 // depth, 2^20 multiply-adds) with whole and partial panels and 1-5-row remainders, op(B) as stored and transposed,
-// with and without a bias, and the BLAS fallbacks; the same bits on 1, 2 and 3 threads.
+// with and without a bias, and the BLAS fallbacks; the same bits on 1, 2, 3 and 8 threads (8: a slice
+// per tile).
 template <typename F>
 void test_gemm_rows(double rtol) {
     Rng rng{std::mt19937_64(78)};
     const i64 shapes[][3] = {{2048, 64, 128}, {200, 128, 64}, {97, 129, 96}, {67, 200, 100},
                              {25, 257, 200}, {26, 257, 160}, {29, 300, 130}, {64, 32, 512},
                              {300, 100, 200}, {23, 64, 64}, {500, 31, 100}, {500, 100, 31},
-                             {100, 64, 64}, {1, 1, 1}, {40, 512, 600}};
+                             {100, 64, 64}, {1, 1, 1}, {40, 512, 600}, {32, 256, 256}};
     const int threads = get_num_threads();
     for (const RecurrentKernels<F>* k : recurrent_sets<F>())
         for (const auto& s : shapes)
@@ -551,7 +552,7 @@ void test_gemm_rows(double rtol) {
                 for (i64 i = 0; i < i64(C.buf.size()); ++i)
                     if (!C.in_window(i)) padding_kept = padding_kept && std::isnan(C.buf[i]);
                 CHECK(padding_kept);
-                for (int n : {2, 3}) {
+                for (int n : {2, 3, 8}) {
                     set_num_threads(n);
                     Mat<F> C2 = C_init;
                     k->gemm_rows(M, N, K, A.p(), A.ld, B.p(), B.ld, b_transposed,
