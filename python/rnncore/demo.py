@@ -194,8 +194,9 @@ def _read_text(args) -> str:
 
 @contextmanager
 def _blas_threads(n: int):
-    """Use n threads in rnncore's kernels and, if threadpoolctl is installed, in numpy's BLAS
-    (the head's GEMMs); restore the previous settings after."""
+    """Use n threads in rnncore's kernels and, if threadpoolctl is installed, in numpy's own BLAS
+    (the head's GEMMs run in rnncore's kernels; numpy's BLAS is held too so that nothing in the
+    process runs on more threads than asked); restore the previous settings after."""
     previous = threads.get_num_threads()
     try:
         from threadpoolctl import threadpool_limits
