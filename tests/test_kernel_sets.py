@@ -120,3 +120,40 @@ def test_info_names_the_set_in_use_and_the_available_ones():
     done = run_python("from rnncore.__main__ import main; main(['info'])", RNNCORE_ISA="baseline")
     assert done.returncode == 0, done.stderr
     assert f"kernel set: baseline (available: {', '.join(SETS)}" in done.stdout
+
+
+# The head's GEMMs at a size where the AVX-512 set runs them on its tiles (gemm_rows: at least 32
+# columns and depth and 2^20 multiply-adds): 301 rows (a remainder of 1 row after the 6-row tiles),
+# 96 -> 70 columns (a part panel). The bound is Higham's for a sum of n products, n u sum|terms|
+# (with n one more than the terms, for the bias), against a long-double reference: it holds for
+# any order of the sums, so for every set and CPU.
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_each_set_runs_a_wide_head_within_the_rounding_bound(kernel_set, dtype):
+    N, I, O = 301, 96, 70
+    model = rnncore.RNNModel(4, I, O, head=(), dtype=dtype, seed=0)
+    rng = np.random.default_rng(4)
+    a, dy = rng.standard_normal((N, I)).astype(dtype), rng.standard_normal((N, O)).astype(dtype)
+    w, b = model.parameters()["head.0.weight"], model.parameters()["head.0.bias"]
+    u = np.finfo(dtype).eps / 2
+    wide = [x.astype(np.longdouble) for x in (a, dy, w, b)]
+    a_, dy_, w_, b_ = wide
+
+    def results(threads):
+        rnncore.set_num_threads(threads)
+        model.zero_grad()
+        y = model.head.forward(a).copy()
+        da = model.head.backward(dy).copy()
+        return y, da, model.grads["head.0.weight"].copy(), model.grads["head.0.bias"].copy()
+
+    before = rnncore.get_num_threads()
+    try:
+        y, da, dw, db = results(1)
+        again = results(2)
+    finally:
+        rnncore.set_num_threads(before)
+    assert_within(y, a_ @ w_.T + b_, (I + 1) * u * (abs(a_) @ abs(w_).T + abs(b_)), "y")
+    assert_within(da, dy_ @ w_, O * u * (abs(dy_) @ abs(w_)), "da")
+    assert_within(dw, dy_.T @ a_, N * u * (abs(dy_).T @ abs(a_)), "dw")
+    assert_within(db, dy_.sum(0), N * u * abs(dy_).sum(0), "db")
+    for name, one, two in zip(("y", "da", "dw", "db"), (y, da, dw, db), again):
+        assert np.array_equal(one, two), f"{name}: other bits on 2 threads"
