@@ -124,13 +124,22 @@ constexpr int kRowBytes = 32;
 constexpr int kRowBytes = 16;
 #endif
 
+// A vector of the set's width of F (float or double), and float's and int32's.
+template <typename F>
+struct RowVecOf {
+    typedef F type __attribute__((vector_size(kRowBytes)));
+};
+typedef RowVecOf<float>::type RowVec;
+typedef RowVecOf<std::int32_t>::type RowVecI;
+constexpr int kRowLanes = kRowBytes / static_cast<int>(sizeof(float));
+
 // sums[j] += a[0][j] + a[1][j] + ... down the rows in order, for blocks of up to four vectors of
 // columns held in registers over all the rows. Row by row, sums[] went through memory: a load,
 // an add and a store per vector and row, each row's add waiting on the store before it (the
 // forecaster's bias sums, 768 rows of 32, took 3% of its training step).
 template <typename F, int NV>
 inline void add_column_block(std::int64_t rows, const F* a, std::int64_t lda, F* sums) {
-    typedef F V __attribute__((vector_size(kRowBytes)));
+    typedef typename RowVecOf<F>::type V;
     constexpr int L = kRowBytes / static_cast<int>(sizeof(F));
     V acc[NV];
     for (int v = 0; v < NV; ++v) std::memcpy(&acc[v], sums + v * L, sizeof(V));
@@ -156,9 +165,6 @@ void add_column_sums(std::int64_t rows, std::int64_t cols, const F* a, std::int6
         sums[j] = s;
     }
 }
-typedef float RowVec __attribute__((vector_size(kRowBytes)));
-typedef std::int32_t RowVecI __attribute__((vector_size(kRowBytes)));
-constexpr int kRowLanes = kRowBytes / static_cast<int>(sizeof(float));
 
 inline RowVec row_load(const float* p) {
     RowVec v;

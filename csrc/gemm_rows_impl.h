@@ -74,11 +74,11 @@ void gemm_rows(std::int64_t M, std::int64_t N, std::int64_t K, const F* A, std::
     for (std::int64_t n = 0; n < panels * NR; ++n) bias_row[n] = bias && n < N ? bias[n] : F(0);
 
     // Rows in slices of whole units, one per thread when the product is worth waking one for (as
-    // chunk_gradients judges). A unit is kMR rows, except the last: M's remainder of 1-3 rows
-    // goes with the tile before it, which tn_tile_height shares with it (left alone, its rows
-    // would sum in another order). Every row then lands in the same tile however the rows are
-    // shared.
-    const std::int64_t rest = M % kMR, units = M / kMR + (rest > 3 ? 1 : 0);
+    // chunk_gradients judges). A unit is kMR rows, except the last: M's remainder of up to
+    // kSharedRest rows goes with the tile before it, which balanced_tile_height shares with it
+    // (left alone, its rows would sum in another order). Every row then lands in the same tile
+    // however the rows are shared.
+    const std::int64_t rest = M % kMR, units = M / kMR + (rest > kSharedRest ? 1 : 0);
     const bool threads = 2 * M * N * K >= 4'000'000;
     const std::int64_t slices = std::min<std::int64_t>(units, threads ? get_num_threads() : 1);
     parallel_for(static_cast<int>(slices), [&](int s) {
@@ -86,7 +86,7 @@ void gemm_rows(std::int64_t M, std::int64_t N, std::int64_t K, const F* A, std::
         const std::int64_t end = last == units ? M : last * kMR;
         TileRows<F> t;
         for (std::int64_t i0 = units * s / slices * kMR, h = 0; i0 < end; i0 += h) {
-            h = tn_tile_height(end - i0);
+            h = balanced_tile_height(end - i0);
             for (std::int64_t r = 0; r < h; ++r) t.a[r] = A + (i0 + r) * lda, t.out[r] = C + (i0 + r) * ldc;
             for (std::int64_t p = 0; p < panels; ++p) {
                 const int ncols = static_cast<int>(std::min<std::int64_t>(NR, N - p * NR));

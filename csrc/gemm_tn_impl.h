@@ -62,13 +62,14 @@ void tn_tile(std::int64_t K, const F* a, std::int64_t lda, const F* panel, F* c,
         for (int v = 0; v < NV; ++v) store(c + r * ldc + v * kLanes<F>, acc[r][v]);
 }
 
-// The height of the next row tile of C with `left` rows to go: kMR, except that a remainder of
-// 1-3 rows after it is shared with it as two tiles of about equal height (a tile of 1-3 rows
-// has too few independent FMA chains for the FMA latency).
-inline std::int64_t tn_tile_height(std::int64_t left) {
+// The height of the next row tile of C (gemm_tn's and gemm_rows') with `left` rows to go: kMR,
+// except that a remainder of at most kSharedRest rows after it is shared with it as two tiles
+// of about equal height (a tile of 1-3 rows has too few independent FMA chains for the FMA
+// latency).
+constexpr std::int64_t kSharedRest = 3;
+inline std::int64_t balanced_tile_height(std::int64_t left) {
     if (left <= kMR) return left;
-    const std::int64_t rest = left - kMR;
-    return rest <= 3 ? (left + 1) / 2 : kMR;
+    return left - kMR <= kSharedRest ? (left + 1) / 2 : kMR;
 }
 
 // B[0:K, 0:N] (row stride ldb) into panels of kNR columns, each K rows of kNR, zero-padded, by
@@ -142,7 +143,7 @@ void gemm_tn(std::int64_t M, std::int64_t N, std::int64_t K, const F* A, std::in
             const std::int64_t ldc_p = to_edge ? NR : ldc;
             const F* panel = packed + p * kb * NR;
             for (std::int64_t i0 = 0, h = 0; i0 < M; i0 += h) {
-                h = tn_tile_height(M - i0);
+                h = balanced_tile_height(M - i0);
                 by_height(h, [&](auto rows) {
                     by_vectors<F>(ncols, [&](auto nv) {
                         tn_tile<F, rows.value, nv.value>(kb, A + k0 * lda + i0, lda, panel, c + i0 * ldc_p, ldc_p);

@@ -467,6 +467,32 @@ void test_recurrent_kernels(double rtol) {
             }
 }
 
+// The worst |C - want| / sum |terms| over C's window, where want(i, j) = start(i, j) plus
+// term(i, j, r) over r < K, summed in long double.
+template <typename F, typename Start, typename Term>
+double worst_sum_error(const Mat<F>& C, i64 K, Start start, Term term) {
+    double worst = 0;
+    for (i64 i = 0; i < C.rows; ++i)
+        for (i64 j = 0; j < C.cols; ++j) {
+            long double want = start(i, j), scale = std::fabs(want);
+            for (i64 r = 0; r < K; ++r) {
+                const long double t = term(i, j, r);
+                want += t;
+                scale += std::fabs(t);
+            }
+            worst = std::max(worst, double(std::fabs(C.at(i, j) - want) / std::max(scale, 1e-30L)));
+        }
+    return worst;
+}
+
+// Whether every element of m's buffer outside its window is still NaN (nothing written there).
+template <typename F>
+bool padding_untouched(const Mat<F>& m) {
+    for (i64 i = 0; i < i64(m.buf.size()); ++i)
+        if (!m.in_window(i) && !std::isnan(m.buf[i])) return false;
+    return true;
+}
+
 // gemm_tn of every set: C += A^T B against a sum in long double, with strides wider than the rows
 // (and C's columns past N untouched), for shapes on the set's tiles (64 <= M, N, C <= 256 KiB; whole
 // and partial panels, tiles of 1-3 rows after full ones, K past a packed block) and shapes it
@@ -488,21 +514,10 @@ void test_gemm_tn(double rtol) {
             C.randomize(rng, 1.0);
             const Mat<F> C0 = C;
             k->gemm_tn(M, N, K, A.p(), A.ld, B.p(), B.ld, C.p(), C.ld);
-            double worst = 0;
-            for (i64 i = 0; i < M; ++i)
-                for (i64 j = 0; j < N; ++j) {
-                    long double want = C0.at(i, j), scale = std::fabs(C0.at(i, j));
-                    for (i64 r = 0; r < K; ++r) {
-                        want += (long double)A.at(r, i) * B.at(r, j);
-                        scale += std::fabs((long double)A.at(r, i) * B.at(r, j));
-                    }
-                    worst = std::max(worst, double(std::fabs(C.at(i, j) - want) / scale));
-                }
+            const double worst = worst_sum_error(C, K, [&](i64 i, i64 j) { return (long double)C0.at(i, j); },
+                                                 [&](i64 i, i64 j, i64 r) { return (long double)A.at(r, i) * B.at(r, j); });
             CHECK_MSG(worst <= rtol, "worst |error| / sum |terms| " + std::to_string(worst));
-            bool padding_kept = true;  // C's columns past N and its offset: still NaN
-            for (i64 i = 0; i < i64(C.buf.size()); ++i)
-                if (!C.in_window(i)) padding_kept = padding_kept && std::isnan(C.buf[i]);
-            CHECK(padding_kept);
+            CHECK(padding_untouched(C));  // C's columns past N and its offset
         }
 }
 
@@ -536,22 +551,13 @@ void test_gemm_rows(double rtol) {
                 set_num_threads(1);
                 k->gemm_rows(M, N, K, A.p(), A.ld, B.p(), B.ld, b_transposed, with_bias ? bias.p() : nullptr,
                              C.p(), C.ld);
-                double worst = 0;
-                for (i64 i = 0; i < M; ++i)
-                    for (i64 j = 0; j < N; ++j) {
-                        long double want = with_bias ? bias.at(0, j) : 0, scale = std::fabs(want);
-                        for (i64 r = 0; r < K; ++r) {
-                            const long double term = (long double)A.at(i, r) * (b_transposed ? B.at(j, r) : B.at(r, j));
-                            want += term;
-                            scale += std::fabs(term);
-                        }
-                        worst = std::max(worst, double(std::fabs(C.at(i, j) - want) / std::max(scale, 1e-30L)));
-                    }
+                const double worst = worst_sum_error(
+                    C, K, [&](i64, i64 j) { return with_bias ? (long double)bias.at(0, j) : 0.0L; },
+                    [&](i64 i, i64 j, i64 r) {
+                        return (long double)A.at(i, r) * (b_transposed ? B.at(j, r) : B.at(r, j));
+                    });
                 CHECK_MSG(worst <= rtol, "worst |error| / sum |terms| " + std::to_string(worst));
-                bool padding_kept = true;  // C's columns past N and its offset: still NaN
-                for (i64 i = 0; i < i64(C.buf.size()); ++i)
-                    if (!C.in_window(i)) padding_kept = padding_kept && std::isnan(C.buf[i]);
-                CHECK(padding_kept);
+                CHECK(padding_untouched(C));  // C's columns past N and its offset
                 for (int n : {2, 3, 8}) {
                     set_num_threads(n);
                     Mat<F> C2 = C_init;
